@@ -1,0 +1,104 @@
+"""Where the workshop's runs go, shared by every lesson script.
+
+Not a lesson itself: plumbing that each script needs and that would otherwise
+be copied into all of them.
+
+- ``MLFLOW_TRACKING_URI`` set (a team server, for example): runs go there.
+- Otherwise: a SQLite database ``mlflow.db`` and an artifact folder ``mlruns/``
+  at the repository root, wherever the script is started from. A relative
+  ``sqlite:///mlflow.db`` would create a second, empty store in whatever
+  folder you happen to be in, and `mlflow ui` would show nothing.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+REPO_ROOT = Path(__file__).resolve().parent
+LOCAL_TRACKING_URI = "sqlite:///" + (REPO_ROOT / "mlflow.db").as_posix()
+LOCAL_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
+UI_URL = "http://127.0.0.1:5000"
+UI_COMMAND = "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000"
+
+# MLflow retries an unreachable server for minutes by default; a participant
+# should hear about a stopped server in seconds. Explicit settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
+def tracking_uri():
+    """The store this process logs to: MLFLOW_TRACKING_URI, else the repository's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_TRACKING_URI
+
+
+def is_local():
+    return tracking_uri() == LOCAL_TRACKING_URI
+
+
+def connect():
+    """Point MLflow at the workshop's store and return its URI.
+
+    Also makes SIGTERM end the process like Ctrl+C does, so that an active run
+    is closed as FAILED instead of staying RUNNING forever.
+    """
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def use_experiment(name):
+    """Connect, then make ``name`` the active experiment, creating it if needed.
+
+    In the local store a new experiment keeps its artifacts in
+    ``<repo>/mlruns/<experiment name>/``: MLflow's default location would be
+    ``mlruns/<experiment id>`` under the *current* folder, which scatters
+    artifacts wherever a script was started. On a tracking server the server
+    decides where artifacts live.
+    """
+    uri = connect()
+    try:
+        if is_local() and mlflow.get_experiment_by_name(name) is None:
+            _create_local_experiment(name)
+        return mlflow.set_experiment(name)
+    except MlflowException as error:
+        raise SystemExit(unreachable_message(uri, error)) from None
+
+
+def _create_local_experiment(name):
+    try:
+        mlflow.create_experiment(name, artifact_location=(LOCAL_ARTIFACT_ROOT / name).as_uri())
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another script created it meanwhile
+            raise
+
+
+def unreachable_message(uri, error):
+    reason = str(error).splitlines()[0]
+    return f"Could not use the MLflow tracking store at {uri}: {reason}"
+
+
+def run_url(run):
+    """The address of a run's page in the MLflow UI."""
+    base = UI_URL if is_local() else tracking_uri().rstrip("/")
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+def where_to_look(run):
+    """Lines telling the participant how to see ``run`` in the UI."""
+    if not is_local():
+        return [f"See it in the UI:  {run_url(run)}"]
+    return [
+        f"See it in the UI: from {REPO_ROOT} run",
+        f"  {UI_COMMAND}",
+        f"  then open {run_url(run)}",
+    ]
+
+
+def _exit_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
