@@ -49,16 +49,35 @@ def open_fraction(text):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-estimators", type=positive_int, default=N_ESTIMATORS,
-                        help=f"number of trees in the forest (default {N_ESTIMATORS})")
-    parser.add_argument("--max-depth", type=positive_int, default=MAX_DEPTH,
-                        help=f"deepest a tree may grow (default {MAX_DEPTH})")
-    parser.add_argument("--test-size", type=open_fraction, default=TEST_SIZE,
-                        help=f"share of rows held out for testing (default {TEST_SIZE})")
-    parser.add_argument("--seed", type=int, default=SEED,
-                        help=f"random seed for the split and the forest (default {SEED})")
-    parser.add_argument("--owner", default=getpass.getuser(),
-                        help="who ran this, recorded as the 'owner' tag (default: your user name)")
+    parser.add_argument(
+        "--n-estimators",
+        type=positive_int,
+        default=N_ESTIMATORS,
+        help=f"number of trees in the forest (default {N_ESTIMATORS})",
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=positive_int,
+        default=MAX_DEPTH,
+        help=f"deepest a tree may grow (default {MAX_DEPTH})",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=open_fraction,
+        default=TEST_SIZE,
+        help=f"share of rows held out for testing (default {TEST_SIZE})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help=f"random seed for the split and the forest (default {SEED})",
+    )
+    parser.add_argument(
+        "--owner",
+        default=getpass.getuser(),
+        help="who ran this, recorded as the 'owner' tag (default: your user name)",
+    )
     return parser.parse_args(argv)
 
 
@@ -76,8 +95,9 @@ from sklearn.model_selection import train_test_split
 def load_data(test_size, seed):
     data = load_breast_cancer(as_frame=True)
     features, target = data.data, data.target
-    split = train_test_split(features, target, test_size=test_size, random_state=seed,
-                             stratify=target)
+    split = train_test_split(
+        features, target, test_size=test_size, random_state=seed, stratify=target
+    )
     return data, *split
 
 
@@ -96,16 +116,18 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
 def confusion_matrix_figure(y_true, y_pred, class_names):
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, display_labels=class_names,
-                                            cmap="Blues", colorbar=False, ax=ax)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, display_labels=class_names, cmap="Blues", colorbar=False, ax=ax
+    )
     ax.set_title("Confusion matrix (test set)")
     return fig
 
 
 def roc_curve_figure(y_true, y_score):
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    RocCurveDisplay.from_predictions(y_true, y_score, name="random forest", ax=ax,
-                                     plot_chance_level=True)
+    RocCurveDisplay.from_predictions(
+        y_true, y_score, name="random forest", ax=ax, plot_chance_level=True
+    )
     ax.set_title("ROC curve (test set)")
     return fig
 
@@ -149,32 +171,44 @@ def main(argv=None):
     experiment = workshop_store.use_experiment(EXPERIMENT_NAME)
     with mlflow.start_run(run_name=RUN_NAME) as run:
         # Params: the inputs you chose. One call with a dict, one round trip.
-        mlflow.log_params({
-            "n_estimators": args.n_estimators,
-            "max_depth": args.max_depth,
-            "test_size": args.test_size,
-            "seed": args.seed,
-            "stratify": True,
-        })
+        mlflow.log_params(
+            {
+                "n_estimators": args.n_estimators,
+                "max_depth": args.max_depth,
+                "test_size": args.test_size,
+                "seed": args.seed,
+                "stratify": True,
+            }
+        )
         # Tags: free-form labels to search and filter runs by.
-        mlflow.set_tags({
-            "model_type": "RandomForestClassifier",
-            "dataset": "sklearn breast_cancer",
-            "owner": args.owner,
-        })
+        mlflow.set_tags(
+            {
+                "model_type": "RandomForestClassifier",
+                "dataset": "sklearn breast_cancer",
+                "owner": args.owner,
+            }
+        )
         # The data set, recorded as the run's input: name, digest (a content
         # hash), schema and where it came from. The UI shows it under "Datasets".
         # The label is stored as its name: readable in the UI, and a text
         # column needs no "integer columns cannot hold missing values" caveat.
         training_table = X_train.assign(diagnosis=data.target_names[y_train])
         mlflow.log_input(
-            mlflow.data.from_pandas(training_table, name="breast_cancer_train",
-                                    targets="diagnosis", source=BREAST_CANCER_SOURCE),
+            mlflow.data.from_pandas(
+                training_table,
+                name="breast_cancer_train",
+                targets="diagnosis",
+                source=BREAST_CANCER_SOURCE,
+            ),
             context="training",
         )
 
-        model = RandomForestClassifier(n_estimators=args.n_estimators, max_depth=args.max_depth,
-                                       random_state=args.seed, n_jobs=-1)
+        model = RandomForestClassifier(
+            n_estimators=args.n_estimators,
+            max_depth=args.max_depth,
+            random_state=args.seed,
+            n_jobs=-1,
+        )
         model.fit(X_train, y_train)
 
         # Metrics: the outcomes, measured on rows the model never saw.
@@ -213,8 +247,9 @@ def main(argv=None):
             input_example=X_test.head(5),
             serialization_format="skops",
             skops_trusted_types=["sklearn.tree._tree.Tree"],
-            pip_requirements=[f"{package}=={version(package)}"
-                              for package in ("mlflow", "scikit-learn", "skops")],
+            pip_requirements=[
+                f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "skops")
+            ],
         )
 
     # %%

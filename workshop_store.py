@@ -12,7 +12,6 @@ be copied into all of them.
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import mlflow
@@ -83,21 +82,17 @@ def unreachable_message(uri, error):
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
 
 
-def run_url(run):
-    """The address of a run's page in the MLflow UI."""
-    base = UI_URL if is_local() else tracking_uri().rstrip("/")
-    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-
-
 def where_to_look(run):
-    """Lines telling the participant how to see ``run`` in the UI."""
-    if not is_local():
-        return [f"See it in the UI:  {run_url(run)}"]
-    return [
-        f"See it in the UI: from {REPO_ROOT} run",
-        f"  {UI_COMMAND}",
-        f"  then open {run_url(run)}",
-    ]
+    """Lines telling the participant how to see ``run`` in the MLflow UI."""
+    uri = tracking_uri()
+    path = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
+        return [f"See it in the UI: {uri.rstrip('/')}{path}"]
+    if is_local():
+        where, command = f"from {REPO_ROOT} run", UI_COMMAND
+    else:
+        where, command = "run", f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return [f"See it in the UI: {where}", f"  {command}", f"  then open {UI_URL}{path}"]
 
 
 def _exit_on_sigterm(signum, frame):

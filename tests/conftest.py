@@ -1,0 +1,88 @@
+"""Fixtures shared by the tests: a throwaway tracking store, the real wine data,
+and the rule for things a laptop may lack (skip there, fail in CI)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_WINE_CSV = REPO_ROOT.parent / "shared" / "data" / "winequality-red.csv"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
+
+
+def require(available, reason):
+    """Skip with ``reason`` on a laptop that lacks something; fail in CI, which must have it."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+def sqlite_uri(path):
+    return "sqlite:///" + Path(path).as_posix()
+
+
+@pytest.fixture(scope="session")
+def empty_store_template(tmp_path_factory):
+    """An MLflow SQLite database with its tables created once, copied by each test.
+
+    Creating the tables runs MLflow's migrations, which takes a couple of seconds.
+    """
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(sqlite_uri(path)).search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_store(tmp_path, monkeypatch, empty_store_template):
+    """A fresh SQLite store for one test, given to the scripts via MLFLOW_TRACKING_URI.
+
+    The test runs inside ``tmp_path`` so that artifacts (which MLflow puts under
+    ``./mlruns`` for a store named by URI) land there, not in the repository.
+    """
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(empty_store_template, db)
+    uri = sqlite_uri(db)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    if mlflow.active_run():  # a test that failed mid-run must not leak it to the next
+        mlflow.end_run("FAILED")
+
+
+@pytest.fixture
+def client(tracking_store):
+    return mlflow.MlflowClient(tracking_store)
+
+
+@pytest.fixture(scope="session")
+def wine_csv():
+    """The real red-wine data, from the team's shared folder."""
+    require(SHARED_WINE_CSV.is_file(), f"the real wine data is not at {SHARED_WINE_CSV}")
+    return SHARED_WINE_CSV
+
+
+def run_script(*args, cwd=REPO_ROOT, env=None, timeout=300):
+    """Run a command as a participant would and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def all_runs(client):
+    """Every run in the store, whatever its experiment or status."""
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiment_ids)
