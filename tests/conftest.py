@@ -86,3 +86,74 @@ def all_runs(client):
     """Every run in the store, whatever its experiment or status."""
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
     return client.search_runs(experiment_ids)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url, process=None, timeout=120):
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits first."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with code {process.returncode} before {url} answered"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+class BackgroundProcess:
+    """A server started for a test and always stopped, with its whole process group.
+
+    Use as a context manager; output goes to a log file, shown if the test asks.
+    """
+
+    def __init__(self, args, log_path, env=None, cwd=None):
+        self.args, self.log_path, self.env, self.cwd = args, Path(log_path), env, cwd
+        self.process = None
+
+    def __enter__(self):
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
+            cwd=self.cwd,
+            start_new_session=True,  # its own process group: workers die with it
+        )
+        return self
+
+    def stop(self):
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __exit__(self, *exc):
+        self.stop()
+        self._log.close()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
