@@ -1,0 +1,182 @@
+"""The README's commands, run exactly as printed, in the order a participant meets them.
+
+The walkthrough copies the workshop's scripts into a temporary folder (a
+stand-in for a fresh clone, so the real repository's store stays untouched),
+then runs every ```bash block of the README there with bash. A few kinds of
+line need more than "run it and expect exit code 0":
+
+- servers that stay in the foreground (``mlflow ui``, ``python serve_model.py``)
+  are started in the background, checked, and stopped;
+- ports are replaced by free ones, and ``<RUN_ID>``-style placeholders by
+  real values from the store;
+- set-up lines (clone, venv, pip) are run by ``.ci/run`` in a fresh virtual
+  environment, and the team chapter by tests/test_team_server.py.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import (
+    REPO_ROOT,
+    SHARED_WINE_CSV,
+    BackgroundProcess,
+    all_runs,
+    free_port,
+    require,
+    sqlite_uri,
+    wait_for_http,
+)
+
+README = REPO_ROOT / "README.md"
+SETUP_LINE = re.compile(r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop)")
+FOREGROUND_SERVERS = ("mlflow ui ", "python serve_model.py")
+
+
+def code_blocks(language, text=None):
+    """The fenced ``language`` blocks of the README, as lists of command lines.
+
+    Continuation lines (ending in a backslash or PowerShell's backtick) are
+    joined; blank lines and comments are dropped.
+    """
+    text = README.read_text() if text is None else text
+    blocks = re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    result = []
+    for block in blocks:
+        joined = re.sub(r"[\\`]\n\s*", " ", block)
+        lines = [line.strip() for line in joined.splitlines()]
+        result.append([line for line in lines if line and not line.startswith("#")])
+    return result
+
+
+def team_chapter():
+    """The README's "Run it as a team" chapter, which tests/test_team_server.py covers."""
+    text = README.read_text()
+    match = re.search(r"^## Run it as a team\n.*?(?=^## )", text, flags=re.MULTILINE | re.DOTALL)
+    return match.group(0) if match else ""
+
+
+def walkthrough_blocks():
+    team = {tuple(block) for block in code_blocks("bash", team_chapter())}
+    return [block for block in code_blocks("bash") if tuple(block) not in team]
+
+
+def test_readme_has_bash_and_powershell_setup():
+    bash = [line for block in code_blocks("bash") for line in block]
+    powershell = [line for block in code_blocks("powershell") for line in block]
+    assert "pip install -r requirements.txt" in bash
+    assert "source .venv/bin/activate" in bash
+    assert r".venv\Scripts\Activate.ps1" in powershell
+    assert "pip install -r requirements-dev.txt" in bash and "pytest" in bash
+
+
+def test_ci_runs_the_readmes_test_command():
+    """.ci/run installs requirements-dev.txt and runs the README's exact test command."""
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    [test_block] = [b for b in code_blocks("bash") if "pip install -r requirements-dev.txt" in b]
+    assert test_block == ["pip install -r requirements-dev.txt", "pytest"]
+    assert any("pip install" in line and "-r requirements-dev.txt" in line for line in ci)
+    assert "pytest" in [line.strip() for line in ci]
+
+
+@pytest.fixture
+def workshop_copy(tmp_path):
+    """A fresh-clone stand-in: the tracked top-level files, no store, wine data cached."""
+    require(SHARED_WINE_CSV.is_file(), f"the real wine data is not at {SHARED_WINE_CSV}")
+    copy = tmp_path / "mlflow-workshop"
+    copy.mkdir()
+    for path in REPO_ROOT.glob("*.py"):
+        shutil.copy(path, copy)
+    shutil.copytree(REPO_ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__py*"))
+    # The cache the wine lesson fills on its first download (there is no internet here).
+    (copy / ".data").mkdir()
+    shutil.copy(SHARED_WINE_CSV, copy / ".data" / "winequality-red.csv")
+    return copy
+
+
+class Walkthrough:
+    """Runs README lines in the copy with bash, the venv's python and mlflow first on PATH."""
+
+    def __init__(self, folder, tmp_path):
+        self.folder, self.tmp_path = folder, tmp_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env["PATH"]
+        self.servers = []
+
+    def client(self):
+        return mlflow.MlflowClient(sqlite_uri(self.folder / "mlflow.db"))
+
+    def substitute(self, line):
+        """Fill placeholders with real values from the store."""
+        if "<RUN_ID>" in line:
+            line = line.replace("<RUN_ID>", all_runs(self.client())[-1].info.run_id)
+        if "<EXPERIMENT_ID>" in line:
+            demo = self.client().get_experiment_by_name("demo-mlflow-artifacts")
+            line = line.replace("<EXPERIMENT_ID>", demo.experiment_id)
+        return line
+
+    def run(self, line):
+        result = subprocess.run(
+            ["bash", "-c", line],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"{line!r} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def start_server(self, line, readiness_path):
+        port = free_port()
+        line = re.sub(r"--port \d+", f"--port {port}", line)
+        if "--port" not in line:
+            line += f" --port {port}"
+        log = self.tmp_path / f"server-{len(self.servers)}.log"
+        server = BackgroundProcess(["bash", "-c", f"exec {line}"], log, env=self.env)
+        server.__enter__()
+        self.servers.append(server)
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}{readiness_path}", server.process, timeout=180)
+        except Exception:
+            raise AssertionError(f"{line!r} did not start:\n{server.log()}") from None
+        return port
+
+    def stop_servers(self):
+        for server in self.servers:
+            server.__exit__(None, None, None)
+
+
+def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
+    walk = Walkthrough(workshop_copy, tmp_path)
+    served_port = None
+    try:
+        for block in walkthrough_blocks():
+            for line in block:
+                if SETUP_LINE.match(line) or line == "pytest":
+                    continue  # run by .ci/run in a fresh virtual environment
+                line = walk.substitute(line)
+                if line.startswith("mlflow ui "):
+                    port = walk.start_server(line, "/health")
+                    ui_client = mlflow.MlflowClient(f"http://127.0.0.1:{port}")
+                    names = {e.name for e in ui_client.search_experiments()}
+                    assert "demo-mlflow-artifacts" in names, names
+                elif line.startswith("python serve_model.py"):
+                    served_port = walk.start_server(line, "/ping")
+                elif line.startswith("rm -rf mlflow.db"):
+                    # Before starting over: everything the lessons logged finished.
+                    runs = all_runs(walk.client())
+                    assert runs and all(run.info.status == "FINISHED" for run in runs)
+                    walk.run(line)
+                    assert not (workshop_copy / "mlflow.db").exists()
+                else:
+                    if served_port is not None:
+                        line = line.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
+                    walk.run(line)
+    finally:
+        walk.stop_servers()
