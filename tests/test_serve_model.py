@@ -1,0 +1,204 @@
+"""serve_model.py: a real scoring server answering the README's request, and clear errors."""
+
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+from importlib.metadata import version
+
+import mlflow
+import pytest
+import requests
+from conftest import REPO_ROOT, BackgroundProcess, free_port, run_script, wait_for_http
+
+import serve_model
+
+# The request body of the README's serving section, exactly as printed there:
+# three flowers from scikit-learn's iris data (rows 0, 50 and 100), one per species.
+README_REQUEST_BODY = (
+    '{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", '
+    '"petal length (cm)", "petal width (cm)"], '
+    '"data": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]}}'
+)
+SETOSA, VERSICOLOR, VIRGINICA = 0, 1, 2
+
+
+def register_iris_champion(tracking_uri):
+    """A small forest registered as iris_classifier version 1, alias champion.
+
+    Built here rather than by train_iris_sweep.py so that this test checks
+    serving only.
+    """
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    iris = load_iris(as_frame=True)
+    model = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0)
+    model.fit(iris.data, iris.target)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("iris_classification")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(iris.data, model.predict(iris.data)),
+            input_example=iris.data.iloc[[10, 60, 110]],
+            serialization_format="skops",
+            skops_trusted_types=["sklearn.tree._tree.Tree"],
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops")],
+            registered_model_name="iris_classifier",
+        )
+    mlflow.MlflowClient(tracking_uri).set_registered_model_alias("iris_classifier", "champion", 1)
+
+
+def wait_for_line(server, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"{text!r} never printed:\n{server.log()}"
+        time.sleep(0.1)
+    return next(line for line in server.log().splitlines() if text in line)
+
+
+def test_serves_the_champion_over_http(tracking_store, tmp_path):
+    register_iris_champion(tracking_store)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # PATH without the virtual environment: the script must still find mlflow
+    # and uvicorn next to its own Python.
+    server = BackgroundProcess(
+        [sys.executable, "serve_model.py", "--port", str(port)],
+        tmp_path / "server.log",
+        env={"PATH": os.defpath},
+        cwd=REPO_ROOT,
+    )
+    with server:
+        try:
+            wait_for_http(f"{url}/ping", server.process)
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}\n{server.log()}")
+        printed_curl = wait_for_line(server, "curl -X POST")
+        assert "Stop the server with Ctrl+C." in server.log()
+
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+        assert requests.get(f"{url}/version", timeout=10).text == "3.17.2"
+
+        headers = {"Content-Type": "application/json"}
+        response = requests.post(
+            f"{url}/invocations", data=README_REQUEST_BODY, headers=headers, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [SETOSA, VERSICOLOR, VIRGINICA]}
+
+        # The request the script prints (from the model's input example) works too.
+        printed_body = shlex.split(printed_curl)[-1]
+        response = requests.post(
+            f"{url}/invocations", data=printed_body, headers=headers, timeout=30
+        )
+        assert response.json() == {"predictions": [SETOSA, VERSICOLOR, VIRGINICA]}
+
+        # Bodies that MLflow rejects, each with a message saying why.
+        for bad_body, message in [
+            ('{"data": [[5.1, 3.5, 1.4, 0.2]]}', "scoring protocol has changed"),
+            ('{"dataframe_split": {"columns": ', "valid JSON"),
+            ('{"inputs": [[5.1, 3.5, 1.4, 0.2]]}', "Model is missing inputs"),
+        ]:
+            response = requests.post(
+                f"{url}/invocations", data=bad_body, headers=headers, timeout=30
+            )
+            assert response.status_code == 400, bad_body
+            assert message in response.json()["message"], response.text
+
+        # Ctrl+C in the terminal reaches the whole process group.
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0, server.log()
+    log = server.log()
+    assert "Server stopped." in log
+    assert "Traceback" not in log, log
+    assert serve_model.port_is_free(port)  # nothing left listening: it can start again
+
+
+def test_missing_champion_says_to_run_the_sweep(tracking_store):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--port", str(free_port())])
+    message = str(exit_info.value.code)
+    assert "models:/iris_classifier@champion" in message
+    assert "python train_iris_sweep.py" in message
+
+
+@pytest.mark.parametrize(
+    ("model_uri", "reason"),
+    [
+        ("models:/iris_classifier@challenger", "iris_classifier not found"),
+        ("models:/iris_classifier/7", "not found"),
+        ("models:/m-0123456789abcdef", "not found"),
+        ("runs:/0123456789abcdef0123456789abcdef/model", "not found"),
+        ("no/such/folder", 'Could not find an "MLmodel"'),
+    ],
+)
+def test_unknown_model_is_one_sentence(tracking_store, model_uri, reason):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--model-uri", model_uri, "--port", str(free_port())])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"Could not find the model {model_uri}: ")
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_unknown_alias_exits_1_without_traceback(tracking_store):
+    result = run_script(
+        "serve_model.py",
+        "--model-uri",
+        "models:/iris_classifier@challenger",
+        "--port",
+        str(free_port()),
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Could not find the model")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_sentence(tracking_store):
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            serve_model.main(["--port", str(port)])
+    message = str(exit_info.value.code)
+    assert f"Port {port} on 127.0.0.1 is already in use" in message
+    assert "--port" in message
+
+
+def test_missing_mlflow_command_says_to_activate_the_venv(tracking_store, tmp_path, monkeypatch):
+    monkeypatch.setattr(serve_model, "SCRIPTS_DIR", tmp_path)  # no mlflow next to Python
+    monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--port", str(free_port())])
+    message = str(exit_info.value.code)
+    assert "activate the workshop's virtual environment" in message
+    assert "pip install -r requirements.txt" in message
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_bad_port_exits_2(capsys, port):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--port", port])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--port" in err
+    assert "Traceback" not in err
+
+
+def test_readme_body_is_the_three_species():
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    body = json.loads(README_REQUEST_BODY)["dataframe_split"]
+    assert body["columns"] == list(iris.data.columns)
+    assert body["data"] == iris.data.iloc[[0, 50, 100]].values.tolist()
+    assert list(iris.target.iloc[[0, 50, 100]]) == [SETOSA, VERSICOLOR, VIRGINICA]
