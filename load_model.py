@@ -155,8 +155,10 @@ def hint(client, uri):
 #   measurements, 11 wine measurements). A model logged from a bare array has
 #   no column names; then the number of columns decides.
 # - which rows: the training script's split, repeated with the params its run
-#   recorded (``test_size`` or ``test_samples``, ``seed`` or ``random_state``,
-#   ``stratify``), gives back exactly the rows it held out.
+#   recorded (``test_size`` or ``test_samples``; ``split_seed``, ``seed`` or
+#   ``random_state``; ``stratify``, else stratified for classifiers), gives
+#   back exactly the rows it held out. A sweep's child run inherits these from
+#   its parent run.
 import json
 from pathlib import Path
 
@@ -218,7 +220,7 @@ def recorded_data_source(run):
     return None
 
 
-def split_settings(params):
+def split_settings(params, is_classifier):
     """test_size, seed and stratify from a run's params; None when the run did not record them."""
     if "test_size" in params:
         test_size = float(params["test_size"])
@@ -226,10 +228,12 @@ def split_settings(params):
         test_size = int(params["test_samples"])  # a count of rows splits the same way
     else:
         return None
-    seed = params.get("seed", params.get("random_state"))
+    seed = params.get("split_seed", params.get("seed", params.get("random_state")))
     if seed is None:
         return None
-    return {"test_size": test_size, "seed": int(seed), "stratify": params.get("stratify") == "True"}
+    # Not recorded: the workshop's classifiers split stratified, its regression does not.
+    stratify = params.get("stratify", str(is_classifier)) == "True"
+    return {"test_size": test_size, "seed": int(seed), "stratify": stratify}
 
 
 def held_out_rows(features, target, split):
@@ -297,11 +301,15 @@ def main(argv=None):
             "which match none of the workshop's data sets (breast cancer, iris, wine), "
             "so there are no held-out rows to try it on."
         )
+    # A sweep records what its runs share (the split) once, on the parent run.
     params = run.data.params if run else info.params or {}
+    parent_id = run.data.tags.get("mlflow.parentRunId") if run else None
+    if parent_id:
+        params = {**client.get_run(parent_id).data.params, **params}
     features, target, class_names = load_features_and_target(
         dataset, args.data or recorded_data_source(run), columns
     )
-    split = split_settings(params)
+    split = split_settings(params, class_names is not None)
     print(f"  trained on the {dataset} data ({features.shape[1]} input columns)")
     if split:
         print(
