@@ -1,0 +1,254 @@
+"""train_iris_sweep.py: the sweep's runs, the registered versions and the champion alias."""
+
+import shutil
+
+import mlflow
+import pytest
+from conftest import all_runs, sqlite_uri
+
+import train_iris_sweep
+
+MODEL = "iris_classifier"
+# Held-out accuracies with the fixed split and seed 42: 2:2 and 3:1 tie at 0.933,
+# 5:4 scores 0.911, a single stump (1:1) 0.556. The tie exercises the champion rule.
+SMALL_GRID = "2:2,3:1,5:4,1:1"
+
+
+@pytest.fixture(scope="module")
+def sweep_store(tmp_path_factory, empty_store_template):
+    """One sweep shared by the tests that only read it: a sweep takes seconds."""
+    folder = tmp_path_factory.mktemp("iris_sweep")
+    shutil.copyfile(empty_store_template, folder / "mlflow.db")
+    uri = sqlite_uri(folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        result = train_iris_sweep.main(["--grid", SMALL_GRID])
+    return {"uri": uri, "folder": folder, **result}
+
+
+@pytest.fixture
+def sweep(sweep_store, monkeypatch):
+    """Point this test, and the scripts it calls, at the shared sweep's store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sweep_store["uri"])
+    monkeypatch.chdir(sweep_store["folder"])
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(sweep_store["uri"])
+    yield sweep_store
+    mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.fixture
+def sweep_client(sweep):
+    return mlflow.MlflowClient(sweep["uri"])
+
+
+def child_runs(client, result):
+    parent_id = result["parent_run_id"]
+    return [run for run in all_runs(client) if run.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def test_each_configuration_is_a_child_run_of_the_sweep(sweep, sweep_client):
+    parent = sweep_client.get_run(sweep["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("sweep_")
+    assert "mlflow.parentRunId" not in parent.data.tags
+    assert sweep_client.get_experiment(parent.info.experiment_id).name == "iris_classification"
+    assert parent.data.params["grid"] == SMALL_GRID
+    assert parent.data.params["test_size"] == "0.3"
+
+    children = child_runs(sweep_client, sweep)
+    assert sorted(run.info.run_name for run in children) == [
+        "rf_n1_d1",
+        "rf_n2_d2",
+        "rf_n3_d1",
+        "rf_n5_d4",
+    ]
+    assert len(all_runs(sweep_client)) == 5  # the parent and its four children, nothing else
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.info.experiment_id == parent.info.experiment_id
+        n_estimators, max_depth = run.info.run_name[4:].split("_d")
+        assert run.data.params == {
+            "n_estimators": n_estimators,
+            "max_depth": max_depth,
+            "model_type": "RandomForestClassifier",
+            "seed": "42",
+            "train_samples": "105",
+            "test_samples": "45",
+            "n_features": "4",
+            "n_classes": "3",
+        }
+        assert set(run.data.metrics) == {"accuracy", "f1_score", "precision", "recall"}
+        for value in run.data.metrics.values():
+            assert 0.3 <= value <= 1.0
+        for key, value in train_iris_sweep.RUN_TAGS.items():
+            assert run.data.tags[key] == value
+        [dataset_input] = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "iris_train"
+        assert "archive.ics.uci.edu" in dataset_input.dataset.source
+        assert [f.path for f in sweep_client.list_artifacts(run.info.run_id, "plots")] == [
+            "plots/confusion_matrix.png"
+        ]
+    best = max(run.data.metrics["accuracy"] for run in children)
+    assert parent.data.metrics["best_accuracy"] == best
+    # Forests of a few shallow trees still sort iris well; one stump cannot.
+    assert best >= 0.9
+
+
+def test_every_run_registers_a_version_with_tags(sweep, sweep_client):
+    versions = sweep_client.search_model_versions(f"name = '{MODEL}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    runs_by_id = {run.info.run_id: run for run in child_runs(sweep_client, sweep)}
+    for version in versions:
+        run = runs_by_id[version.run_id]  # each version points back at its run
+        assert version.tags == {
+            "accuracy": f"{run.data.metrics['accuracy']:.4f}",
+            "n_estimators": run.data.params["n_estimators"],
+            "max_depth": run.data.params["max_depth"],
+            "run_name": run.info.run_name,
+        }
+        assert version.current_stage == "None"  # aliases, not the deprecated stages
+    registered = sweep_client.get_registered_model(MODEL)
+    assert "champion" in registered.description
+
+
+def test_champion_is_the_best_version_by_the_stated_rule(sweep, sweep_client):
+    versions = sweep_client.search_model_versions(f"name = '{MODEL}'")
+    champion = sweep_client.get_model_version_by_alias(MODEL, "champion")
+    # The rule: highest accuracy, then fewer trees, then shallower, then older.
+    expected = min(
+        versions,
+        key=lambda v: (
+            -float(v.tags["accuracy"]),
+            int(v.tags["n_estimators"]),
+            int(v.tags["max_depth"]),
+            int(v.version),
+        ),
+    )
+    assert str(champion.version) == str(expected.version) == sweep["champion_version"]
+    # 2:2 and 3:1 tie on accuracy: the forest with fewer trees wins.
+    assert champion.tags["run_name"] == "rf_n2_d2"
+    assert [r["run_name"] for r in sweep["runs"]] == [
+        "rf_n2_d2",
+        "rf_n3_d1",
+        "rf_n5_d4",
+        "rf_n1_d1",
+    ]
+    assert sweep["previous_champion_version"] is None
+
+
+def test_champion_loads_and_predicts_species(sweep):
+    info = mlflow.models.get_model_info("models:/iris_classifier@champion")
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert info.signature.inputs.input_names() == [
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
+    ]
+    from sklearn.datasets import load_iris
+
+    features = load_iris(as_frame=True).data.iloc[[0, 60, 120]]
+    predictions = mlflow.pyfunc.load_model("models:/iris_classifier@champion").predict(features)
+    assert list(predictions) == [0, 1, 2]
+
+
+def test_compare_runs_ranks_the_sweep(sweep, capsys):
+    """compare_runs.py works on this experiment unchanged: the children ranked by accuracy."""
+    import compare_runs
+
+    result = compare_runs.main(["--experiment", "iris_classification"])
+    out = capsys.readouterr().out
+    assert "ordered by metrics.accuracy DESC" in out
+    best = sweep["runs"][0]
+    assert result["best_run"].data.metrics["accuracy"] == best["metrics"]["accuracy"]
+    for run in sweep["runs"]:
+        assert run["run_name"] in out
+
+
+@pytest.mark.parametrize(
+    ("uri", "version"),
+    [("models:/iris_classifier@champion", None), ("models:/iris_classifier/1", "1")],
+)
+def test_load_model_loads_registered_versions(sweep, capsys, uri, version):
+    """load_model.py works unchanged with the champion alias and a version number."""
+    import load_model
+
+    result = load_model.main(["--model-uri", uri])
+    out = capsys.readouterr().out
+    version = version or sweep["champion_version"]
+    assert f"registered model 'iris_classifier' version {version}" in out
+    assert result["dataset"] == "iris"
+    [registered] = [r for r in sweep["runs"] if r["version"] == version]
+    assert result["run_id"] == registered["run_id"]
+    # The held-out rows are the sweep's own test rows, which the model never saw.
+    _, _, X_test, _, y_test = train_iris_sweep.load_data()
+    assert result["rows"] == list(X_test.index[: len(result["rows"])])
+    assert list(result["true"]) == list(y_test.head(len(result["rows"])))
+
+
+def test_alias_moves_for_a_better_sweep_and_stays_otherwise(tracking_store, client):
+    first = train_iris_sweep.main(["--grid", "1:1"])
+    assert first["champion_version"] == "1"
+    assert first["previous_champion_version"] is None
+
+    better = train_iris_sweep.main(["--grid", "2:2"])
+    assert better["champion_version"] == "2"
+    assert better["previous_champion_version"] == "1"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+
+    # A worse forest and an equally accurate one with more trees: neither takes the alias.
+    worse = train_iris_sweep.main(["--grid", "1:1,3:2"])
+    assert [r["version"] for r in worse["runs"]] == ["4", "3"]
+    assert worse["champion_version"] == "2"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+    assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == {
+        "champion": "2"
+    }
+
+
+def test_ranking_key_states_the_tie_rule():
+    key = train_iris_sweep.ranking_key
+    tags = {"accuracy": "0.9333", "n_estimators": "50", "max_depth": "3"}
+    assert key({**tags, "accuracy": "0.9556"}, "9") < key(tags, "1")  # accuracy first
+    assert key({**tags, "n_estimators": "10"}, "9") < key(tags, "1")  # then fewer trees
+    assert key({**tags, "max_depth": "2"}, "9") < key(tags, "1")  # then shallower
+    assert key(tags, "1") < key(tags, "9")  # then the older version
+    assert key(tags, "9") < key({}, "1")  # untagged versions lose
+
+
+def test_prints_ranked_table_and_champion_uri(tracking_store, capsys):
+    result = train_iris_sweep.main(["--grid", "3:1,2:2"])
+    out = capsys.readouterr().out
+    assert "rank run" in out
+    assert "1    rf_n2_d2" in out
+    assert "2    rf_n3_d1" in out
+    assert "Version 2 is the first champion." in out
+    assert "Champion URI: models:/iris_classifier@champion" in out
+    assert f"/runs/{result['parent_run_id']}" in out
+    assert f"Sweep took {result['seconds']:.1f} s" in out
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("abc", "N_ESTIMATORS:MAX_DEPTH"),
+        ("50", "N_ESTIMATORS:MAX_DEPTH"),
+        ("50:3,", "N_ESTIMATORS:MAX_DEPTH"),
+        ("50:3.5", "N_ESTIMATORS:MAX_DEPTH"),
+        ("50:-1", "N_ESTIMATORS:MAX_DEPTH"),
+        ("0:3", "at least 1"),
+        ("50:0", "at least 1"),
+        ("50:3,50:3", "twice"),
+    ],
+)
+def test_bad_grid_exits_2_before_any_run(tracking_store, client, capsys, grid, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_iris_sweep.main(["--grid", grid])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--grid" in err and message in err
+    assert "Traceback" not in err
+    assert all_runs(client) == []
+    assert client.search_registered_models() == []
