@@ -12,6 +12,9 @@ be copied into all of them.
 
 import os
 import signal
+import socket
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -47,8 +50,34 @@ def connect():
         os.environ.setdefault(name, value)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uri = tracking_uri()
+    _check_server_answers(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def _check_server_answers(uri):
+    """Stop at once with one sentence when nothing listens at a tracking server's address.
+
+    Without this, MLflow retries a stopped server and then prints a long
+    chain of connection errors.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    try:
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a malformed port: MLflow's own error says more
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return  # a proxy connects on our behalf
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        raise SystemExit(
+            f"Could not use the MLflow tracking store at {uri}: nothing answers at "
+            f"{host}:{port} ({error.strerror or error}); start the server or fix "
+            "MLFLOW_TRACKING_URI."
+        ) from None
 
 
 def use_experiment(name):
