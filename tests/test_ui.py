@@ -1,0 +1,363 @@
+"""The MLflow UI in a real browser: every view the README sends people to is there.
+
+One ``mlflow ui`` serves a store that the workshop scripts themselves filled;
+headless Chromium opens its pages and checks what a person would see (text,
+links, table rows, charts), by role and label rather than by CSS class.
+
+The same tests take the README's pictures. Regenerate them with
+
+    UPDATE_SCREENSHOTS=1 pytest tests/test_ui.py
+
+which overwrites ``docs/images/*.png``.
+"""
+
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import (
+    REPO_ROOT,
+    SHARED_WINE_CSV,
+    BackgroundProcess,
+    free_port,
+    require,
+    sqlite_uri,
+    wait_for_http,
+)
+
+import workshop_store
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOTS = REPO_ROOT / "docs" / "images"
+UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS", "") not in ("", "0")
+TIMEOUT_MS = 30_000  # first renders of a chart can be slow on a busy CI machine
+# Neither the scripts nor the server may phone home from a test.
+NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+WINE_ALPHAS = ("0.01", "0.1", "0.5")
+# What each lesson puts into the store: its experiment and the flags of each run.
+LESSONS = {
+    "demo.py": (
+        "demo-mlflow-artifacts",
+        [["--n-estimators", "20", "--max-depth", "4", "--owner", "alice"]],
+    ),
+    "train_wine_elasticnet.py": (
+        "wine-quality-elasticnet",
+        [["--data", str(SHARED_WINE_CSV), "--alpha", alpha] for alpha in WINE_ALPHAS],
+    ),
+    "train_iris_sweep.py": ("iris_classification", [["--grid", "10:2,20:3"]]),
+    "track_training_curves.py": ("digits-training-curves", [["--epochs", "12"]]),
+}
+
+# Runs the lessons one after the other in one child process (one MLflow import),
+# each exactly as ``python <script> <flags>`` would, so that the UI shows the
+# script's name as the run's source.
+FILL_STORE = """
+import json, runpy, sys
+for script, argv in json.loads(sys.argv[1]):
+    sys.argv = [script, *argv]
+    runpy.run_path(script, run_name="__main__")
+"""
+
+
+def lesson_available(script):
+    if script == "train_wine_elasticnet.py" and not SHARED_WINE_CSV.is_file():
+        return False
+    return (REPO_ROOT / script).is_file()
+
+
+def need(script):
+    """Skip (fail in CI) a check whose lesson could not fill the store."""
+    reason = "the real wine data is missing" if script.startswith("train_wine") else "not found"
+    require(lesson_available(script), f"{script} could not run: {reason}")
+
+
+class UI:
+    """The running UI and what the store holds, for the tests to look up ids."""
+
+    def __init__(self, url, tracking_uri):
+        self.url = url
+        self.client = mlflow.MlflowClient(tracking_uri)
+
+    def experiment(self, name):
+        return self.client.get_experiment_by_name(name)
+
+    def runs(self, experiment_name):
+        experiment_id = self.experiment(experiment_name).experiment_id
+        return self.client.search_runs([experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.fixture(scope="session")
+def mlflow_ui(tmp_path_factory, empty_store_template):
+    """The README's ``mlflow ui`` command on a free port, over a store the lessons filled.
+
+    The scripts run from a copy of the repository with no MLFLOW_TRACKING_URI,
+    so runs and artifacts land where a participant's do (``mlflow.db`` and
+    ``mlruns/<experiment>/``). The server boots while the scripts run: together
+    that takes less time than one after the other.
+    """
+    workshop = tmp_path_factory.mktemp("ui") / "mlflow-workshop"
+    workshop.mkdir()
+    for script in REPO_ROOT.glob("*.py"):
+        shutil.copy(script, workshop)
+    shutil.copyfile(empty_store_template, workshop / "mlflow.db")
+    env = {**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""}
+    port = free_port()
+    command = shlex.split(workshop_store.UI_COMMAND)  # mlflow ui ... --port 5000
+    command[0:1] = [sys.executable, "-m", "mlflow"]
+    command[command.index("--port") + 1] = str(port)
+    # One worker instead of four: a test is one user, and CI has few cores.
+    command += ["--workers", "1"]
+    server_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with BackgroundProcess(command, workshop / "ui.log", env=server_env, cwd=workshop) as server:
+        lessons = [
+            (script, argv)
+            for script, (_, runs) in LESSONS.items()
+            if lesson_available(script)
+            for argv in runs
+        ]
+        fill = subprocess.run(
+            [sys.executable, "-c", FILL_STORE, json.dumps(lessons)],
+            cwd=workshop,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert fill.returncode == 0, f"the lesson scripts failed:\n{fill.stderr[-3000:]}"
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", server.process)
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}\n{server.log()[-3000:]}")
+        yield UI(f"http://127.0.0.1:{port}", sqlite_uri(workshop / "mlflow.db"))
+
+
+@pytest.fixture(scope="session")
+def browser_context(mlflow_ui):
+    """One headless Chromium for the session, set up as a workshop participant would.
+
+    On the first visit the UI opens in its GenAI view with an assistant panel;
+    a participant switches to "Model training" and closes the panel once, and
+    the UI remembers both in the browser's local storage.
+    """
+    require(CHROMIUM.is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "Playwright is not installed (pip install -r requirements-dev.txt)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
+        context.set_default_timeout(TIMEOUT_MS)
+        # Only the UI under test is reachable: nothing leaves the machine.
+        context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
+        page = context.new_page()
+        page.goto(f"{mlflow_ui.url}/#/experiments")
+        page.get_by_role("button", name="Model training").click()
+        assistant_close = page.get_by_role("button", name="Close")
+        if assistant_close.is_visible():
+            assistant_close.click()
+        page.close()
+        yield context
+        browser.close()
+
+
+@pytest.fixture
+def page(browser_context, mlflow_ui):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    page = browser_context.new_page()
+    # The registry greets a first visitor with a dialog about its new UI, over
+    # the page; whenever it shows up, take the offer as a participant would.
+    page.add_locator_handler(
+        page.get_by_role("dialog", name=re.compile("new Model Registry UI")),
+        lambda dialog: dialog.get_by_role("button", name="Try it now").click(),
+    )
+    yield page
+    page.close()
+
+
+def screenshot(page, name):
+    """Save what the page shows as docs/images/<name>.png when UPDATE_SCREENSHOTS is set."""
+    if not UPDATE_SCREENSHOTS:
+        return
+    from PIL import Image
+
+    page.mouse.move(0, VIEWPORT["height"] - 1)  # no hover highlight in the picture
+    page.wait_for_timeout(500)  # let chart animations settle
+    png = Image.open(io.BytesIO(page.screenshot()))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # A 256-colour palette keeps a UI screenshot at a fraction of its size.
+    png.convert("RGB").quantize(256).save(SCREENSHOTS / f"{name}.png", optimize=True)
+
+
+def expect_visible(*locators):
+    from playwright.sync_api import expect
+
+    for locator in locators:
+        expect(locator).to_be_visible()
+
+
+# %%
+# Tests
+# -----
+
+
+def test_experiments_list_shows_every_workshop_experiment(page, mlflow_ui):
+    page.goto(f"{mlflow_ui.url}/#/experiments")
+    available = [name for script, (name, _) in LESSONS.items() if lesson_available(script)]
+    expect_visible(*[page.get_by_role("link", name=name, exact=True) for name in available])
+    screenshot(page, "experiments")
+    for script in LESSONS:
+        need(script)
+
+
+def test_run_page_shows_params_metrics_and_tags(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    page.goto(f"{mlflow_ui.url}/#/experiments")
+    page.get_by_role("link", name="demo-mlflow-artifacts", exact=True).click()
+    page.get_by_role("link", name="random_forest_breast_cancer").click()
+    expect(page.get_by_role("heading", name="random_forest_breast_cancer")).to_be_visible()
+    expect_visible(
+        *[
+            page.get_by_role("row", name=f"{param} {value}", exact=True)
+            for param, value in {"n_estimators": 20, "max_depth": 4, "seed": 42}.items()
+        ],
+        *[
+            page.get_by_role("row", name=re.compile(rf"^{metric} 0\.\d+ model$"))
+            for metric in ("accuracy", "roc_auc", "precision", "recall", "f1")
+        ],
+    )
+    for tag, value in {
+        "model_type": "RandomForestClassifier",
+        "dataset": "sklearn breast_cancer",
+        "owner": "alice",
+    }.items():
+        expect(page.get_by_role("status", name=tag, exact=True)).to_contain_text(value)
+    screenshot(page, "run_overview")
+
+
+def test_run_artifacts_include_the_plots_and_the_report(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    [run] = mlflow_ui.runs("demo-mlflow-artifacts")
+    page.goto(f"{mlflow_ui.url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    page.get_by_role("tab", name="Artifacts").click()
+    artifacts = page.get_by_role("main").get_by_role("list")
+    artifacts.get_by_text("plots", exact=True).click()
+    for plot in ("confusion_matrix.png", "roc_curve.png", "feature_importance.png"):
+        expect(artifacts.get_by_text(plot, exact=True)).to_be_visible()
+    artifacts.get_by_text("classification_report.txt", exact=True).click()
+    expect(page.get_by_text("macro avg")).to_be_visible()
+    artifacts.get_by_text("confusion_matrix.png", exact=True).click()
+    image = page.get_by_role("img", name="plots/confusion_matrix.png")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 100")
+    screenshot(page, "run_artifacts")
+
+
+def test_logged_model_is_reachable_from_its_run(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    [run] = mlflow_ui.runs("demo-mlflow-artifacts")
+    [model] = mlflow_ui.client.search_logged_models([run.info.experiment_id])
+    page.goto(f"{mlflow_ui.url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    logged_models = page.get_by_role("grid").filter(has_text="Model name")
+    logged_models.get_by_role("link", name="model", exact=True).click()
+    expect(page).to_have_url(re.compile(f"/models/{model.model_id}$"))
+    expect(page.get_by_text(model.model_id)).to_be_visible()
+    expect(page.get_by_role("heading", name="model", exact=True)).to_be_visible()
+    screenshot(page, "logged_model")
+
+
+def test_wine_runs_compare_alpha_against_rmse(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    need("train_wine_elasticnet.py")
+    runs = mlflow_ui.runs("wine-quality-elasticnet")
+    assert len(runs) == len(WINE_ALPHAS)
+    page.goto(f"{mlflow_ui.url}/#/experiments")
+    page.get_by_role("link", name="wine-quality-elasticnet", exact=True).click()
+    for run in runs:
+        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run.info.run_name))
+        row.get_by_role("checkbox", name=re.compile("row selection")).check()
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_text(f"Comparing {len(runs)} Runs")).to_be_visible()
+    page.get_by_role("tab", name="Scatter Plot").click()
+    page.get_by_role("combobox", name="X-axis:").click()
+    page.get_by_role("option", name="alpha", exact=True).click()
+    page.get_by_role("combobox", name="Y-axis:").click()
+    page.get_by_role("option", name="rmse", exact=True).click()
+    chart = page.get_by_role("tabpanel", name="Scatter Plot").get_by_role("img")
+    expect(chart.filter(has_text="alpha").filter(has_text="rmse")).to_be_visible()
+    # Below the chart, the values behind it, one column per run.
+    alphas = " ".join(f"{float(alpha):g}" for alpha in WINE_ALPHAS)
+    expect_visible(
+        page.get_by_role("row", name=f"alpha {alphas}", exact=True),
+        page.get_by_role("link", name="rmse", exact=True),
+    )
+    screenshot(page, "compare_runs")
+
+
+def test_training_curves_appear_as_a_chart(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    need("track_training_curves.py")
+    run = next(
+        r
+        for r in mlflow_ui.runs("digits-training-curves")
+        if r.info.run_name == "mlp_digits_curves"
+    )
+    page.goto(f"{mlflow_ui.url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    page.get_by_role("tab", name="Model metrics").click()
+    # The search box takes a regular expression: just the two loss curves.
+    page.get_by_placeholder("Search metric charts").fill("^(train|val)_loss$")
+    expect_visible(
+        page.get_by_role("heading", name="train_loss", exact=True),
+        page.get_by_role("heading", name="val_loss", exact=True),
+    )
+    # A line chart over steps (epochs), not a single bar: its x axis is "Step".
+    expect(page.get_by_role("img").filter(has_text=re.compile(r"^Step$"))).to_have_count(2)
+    screenshot(page, "training_curves")
+
+
+def test_registered_model_lists_versions_and_champion_alias(page, mlflow_ui):
+    from playwright.sync_api import expect
+
+    need("train_iris_sweep.py")
+    versions = mlflow_ui.client.search_model_versions("name = 'iris_classifier'")
+    champion = mlflow_ui.client.get_model_version_by_alias("iris_classifier", "champion")
+    page.goto(f"{mlflow_ui.url}/#/experiments")
+    page.get_by_role("link", name="Model registry").click()
+    page.get_by_role("link", name="iris_classifier", exact=True).click()
+    expect(page.get_by_role("heading", name="iris_classifier")).to_be_visible()
+    for version in versions:
+        expect(
+            page.get_by_role("link", name=f"Version {version.version}", exact=True)
+        ).to_be_visible()
+    champion_row = page.get_by_role("row").filter(
+        has=page.get_by_role("link", name=f"Version {champion.version}", exact=True)
+    )
+    expect(champion_row.get_by_role("status", name="champion")).to_be_visible()
+    screenshot(page, "registered_model")
