@@ -1,0 +1,222 @@
+"""track_training_curves.py: step metrics, the other logging calls, and autolog."""
+
+import shutil
+
+import mlflow
+import pytest
+from conftest import all_runs, sqlite_uri
+
+import track_training_curves
+
+EPOCHS = 12  # more than LOG_EVERY_EPOCHS, so the points go out in two batches
+STEP_METRICS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def curves_store(tmp_path_factory, empty_store_template):
+    """One training run shared by the tests that only read it, with log_batch watched."""
+    folder = tmp_path_factory.mktemp("curves")
+    shutil.copyfile(empty_store_template, folder / "mlflow.db")
+    uri = sqlite_uri(folder / "mlflow.db")
+    batches = []
+    original_log_batch = mlflow.MlflowClient.log_batch
+
+    def watched_log_batch(self, run_id, metrics=(), *args, **kwargs):
+        batches.append((run_id, [metric.key for metric in metrics]))
+        return original_log_batch(self, run_id, metrics, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        patch.setattr(mlflow.MlflowClient, "log_batch", watched_log_batch)
+        result = track_training_curves.main(["--epochs", str(EPOCHS)])
+    return {"uri": uri, "folder": folder, "batches": batches, **result}
+
+
+@pytest.fixture
+def curves(curves_store, monkeypatch):
+    """Point this test at the shared run's store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", curves_store["uri"])
+    monkeypatch.chdir(curves_store["folder"])
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(curves_store["uri"])
+    yield curves_store
+    mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.fixture
+def curves_client(curves):
+    return mlflow.MlflowClient(curves["uri"])
+
+
+def test_every_epoch_is_one_step_of_each_metric(curves, curves_client):
+    for key in STEP_METRICS:
+        history = curves_client.get_metric_history(curves["run_id"], key)
+        assert [point.step for point in history] == list(range(EPOCHS))
+        values = [point.value for point in history]
+        assert values == pytest.approx(curves["history"][key])
+        timestamps = [point.timestamp for point in history]
+        assert timestamps == sorted(timestamps)
+    history = curves["history"]
+    # Real learning: the loss falls and the accuracy rises over the epochs.
+    assert history["train_loss"][-1] < history["train_loss"][0] / 2
+    assert history["val_loss"][-1] < history["val_loss"][0] / 2
+    assert history["val_accuracy"][-1] > history["val_accuracy"][0]
+    assert 0.85 <= history["val_accuracy"][-1] <= 1.0
+    assert all(0 <= value <= 1 for value in history["train_accuracy"])
+
+
+def test_step_metrics_go_out_in_batches(curves):
+    """Two log_batch calls for 48 points, not 48 round trips."""
+    # MLflow's own log_params/log_metrics also go through log_batch: skip those.
+    step_batches = [
+        keys
+        for run_id, keys in curves["batches"]
+        if run_id == curves["run_id"] and set(keys) & set(STEP_METRICS)
+    ]
+    assert [len(keys) for keys in step_batches] == [40, 8]
+    assert {key for keys in step_batches for key in keys} == set(STEP_METRICS)
+
+
+def test_params_and_summary_metrics(curves, curves_client):
+    run = curves_client.get_run(curves["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "mlp_digits_curves"
+    assert curves_client.get_experiment(run.info.experiment_id).name == "digits-training-curves"
+    assert run.data.params == {
+        "model_type": "MLPClassifier",
+        "hidden_units": "32",
+        "learning_rate": "0.001",
+        "batch_size": "64",
+        "epochs": str(EPOCHS),
+        "seed": "0",
+    }
+    metrics = run.data.metrics
+    assert set(metrics) == {
+        *STEP_METRICS,
+        "best_epoch",
+        "best_val_loss",
+        "best_val_accuracy",
+        "training_seconds",
+    }
+    best_epoch = int(metrics["best_epoch"])
+    assert 0 <= best_epoch < EPOCHS
+    assert metrics["best_val_loss"] == pytest.approx(min(curves["history"]["val_loss"]))
+    assert metrics["best_val_accuracy"] == pytest.approx(
+        curves["history"]["val_accuracy"][best_epoch]
+    )
+    # The latest value of a step metric is the last epoch's.
+    assert metrics["val_loss"] == pytest.approx(curves["history"]["val_loss"][-1])
+    # log_metrics without a step adds one point per summary metric, at step 0.
+    assert len(curves_client.get_metric_history(curves["run_id"], "best_epoch")) == 1
+
+
+def test_config_json_summary_text_and_figure(curves, curves_client):
+    run_id = curves["run_id"]
+    assert {f.path for f in curves_client.list_artifacts(run_id)} == {
+        "config.json",
+        "summary.txt",
+        "plots",
+    }
+    config = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    assert config["model"] == {
+        "type": "MLPClassifier",
+        "hidden_layer_sizes": [32],
+        "solver": "adam",
+        "learning_rate_init": 0.001,
+        "batch_size": 64,
+    }
+    assert config["training"]["epochs"] == EPOCHS
+    assert config["data"]["name"] == "sklearn digits"
+    summary = mlflow.artifacts.load_text(f"runs:/{run_id}/summary.txt")
+    assert f"{EPOCHS} epochs" in summary
+    assert f"{EPOCHS * 4} step metrics logged in batches" in summary
+    best_epoch = int(curves["summary_metrics"]["best_epoch"])
+    assert f"at epoch {best_epoch}" in summary
+    [figure] = curves_client.list_artifacts(run_id, "plots")
+    assert figure.path == "plots/learning_curve.png"
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=figure.path)
+    with open(local, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_autolog_records_the_grid_search_and_its_candidates(curves, curves_client):
+    autolog_run = curves_client.get_run(curves["autolog_run_id"])
+    assert autolog_run.info.status == "FINISHED"
+    assert autolog_run.info.run_name == "ridge_grid_search_autolog"
+    params = autolog_run.data.params
+    assert params["cv"] == "3"
+    assert float(params["best_ridgeclassifier__alpha"]) in track_training_curves.RIDGE_ALPHAS
+    metrics = autolog_run.data.metrics
+    assert 0.85 <= metrics["best_cv_score"] <= 1.0
+    assert 0.85 <= metrics["training_accuracy_score"] <= 1.0
+    # score() called inside the run becomes a post-training metric.
+    assert metrics["GridSearchCV_score_X_val"] == pytest.approx(curves["ridge_val_accuracy"])
+    artifacts = {f.path for f in curves_client.list_artifacts(autolog_run.info.run_id)}
+    assert {"cv_results.csv", "estimator.html", "training_confusion_matrix.png"} <= artifacts
+    assert autolog_run.inputs.dataset_inputs  # the training data, recorded by autolog
+
+    children = [
+        run
+        for run in all_runs(curves_client)
+        if run.data.tags.get("mlflow.parentRunId") == autolog_run.info.run_id
+    ]
+    alphas = sorted(float(run.data.params["ridgeclassifier__alpha"]) for run in children)
+    assert alphas == track_training_curves.RIDGE_ALPHAS
+    for run in children:
+        assert 0.85 <= run.data.metrics["mean_test_score"] <= 1.0
+        assert "std_test_score" in run.data.metrics
+
+    # log_models=False: the lesson's runs log no model at all.
+    experiment_id = autolog_run.info.experiment_id
+    assert curves_client.search_logged_models([experiment_id]) == []
+    # The manual run and the autologged one with its candidates, nothing else.
+    assert len(all_runs(curves_client)) == 2 + len(track_training_curves.RIDGE_ALPHAS)
+
+
+def test_autolog_is_off_after_main(curves, curves_client):
+    """A later fit in the same process must not start logging runs of its own."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import RidgeClassifier
+
+    runs_before = len(all_runs(curves_client))
+    RidgeClassifier().fit(*load_iris(return_X_y=True))
+    assert len(all_runs(curves_client)) == runs_before
+    assert mlflow.active_run() is None
+
+
+def test_same_seed_gives_same_curves(curves_store, tracking_store):
+    again = track_training_curves.main(["--epochs", str(EPOCHS)])
+    for key in STEP_METRICS:
+        assert again["history"][key] == curves_store["history"][key]
+
+
+def test_prints_run_id_and_where_to_look(tracking_store, capsys):
+    result = track_training_curves.main(["--epochs", "1"])
+    out = capsys.readouterr().out
+    assert result["run_id"] in out
+    assert result["autolog_run_id"] in out
+    assert f"final val_loss       {result['history']['val_loss'][-1]:.3f}" in out
+    assert "4 step metrics logged in batches" in out
+    assert f"/#/experiments/{mlflow.get_run(result['run_id']).info.experiment_id}/runs/" in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--epochs", "0", "at least 1"),
+        ("--epochs", "-3", "at least 1"),
+        ("--epochs", "ten", "invalid"),
+        ("--learning-rate", "0", "above 0"),
+        ("--learning-rate", "-0.1", "above 0"),
+        ("--learning-rate", "nan", "above 0"),
+    ],
+)
+def test_bad_flags_exit_2_before_any_run(tracking_store, client, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        track_training_curves.main([flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and message in err
+    assert "Traceback" not in err
+    assert all_runs(client) == []
