@@ -121,7 +121,11 @@ def resolve(model_uri):
     try:
         info = mlflow.models.get_model_info(model_uri)
     except (MlflowException, OSError, ValueError) as error:
-        if model_uri == MODEL_URI:
+        not_registered = getattr(error, "error_code", None) in {
+            "RESOURCE_DOES_NOT_EXIST",  # no registered model of that name
+            "INVALID_PARAMETER_VALUE",  # the model exists, the alias does not
+        }
+        if model_uri == MODEL_URI and not_registered:
             raise SystemExit(
                 f"There is no {MODEL_URI} in the store at {workshop_store.tracking_uri()} yet: "
                 "run `python train_iris_sweep.py` first, which registers iris_classifier "
