@@ -84,8 +84,8 @@ def parse_args(argv):
 # 1. Which experiments exist?
 # ---------------------------
 # ``MlflowClient`` is MLflow's low-level API: one method per thing the
-# tracking store can do, with no "active run" state. Experiments are found by
-# name; their runs are counted by searching them.
+# tracking store can do, with no "active run" state. ``search_experiments``
+# lists the experiments; their runs are counted by searching them.
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -100,13 +100,12 @@ def count_runs(client, experiment_id):
             return count
 
 
-def list_experiments(client):
-    experiments = client.search_experiments(order_by=["name ASC"])
+def print_experiments(client, experiments):
     print("Experiments in this tracking store:")
     for experiment in experiments:
         runs = count_runs(client, experiment.experiment_id)
-        print(f"  {experiment.name:<32} id {experiment.experiment_id:<4} {runs:>4} runs")
-    return experiments
+        noun = "run" if runs == 1 else "runs"
+        print(f"  {experiment.name:<32} id {experiment.experiment_id:<4} {runs:>4} {noun}")
 
 
 # %%
@@ -247,7 +246,7 @@ def main(argv=None):
     client = MlflowClient(uri)
 
     try:
-        experiments = list_experiments(client)
+        experiments = client.search_experiments(order_by=["name ASC"])
     except MlflowException as error:
         raise SystemExit(workshop_store.unreachable_message(uri, error)) from None
     experiment = next((e for e in experiments if e.name == args.experiment), None)
@@ -270,8 +269,9 @@ def main(argv=None):
             raise SystemExit(workshop_store.unreachable_message(uri, error)) from None
         parser.error(f"MLflow cannot use this --filter or --order-by: {error.message}")
 
+    print_experiments(client, experiments)
     print(
-        f"\nExperiment '{experiment.name}': {len(runs)} runs"
+        f"\nExperiment '{experiment.name}': {len(runs)} run{'s' * (len(runs) != 1)}"
         + (f" matching {args.filter!r}" if args.filter else "")
         + f", ordered by {', '.join(order_by)} ({pages} page{'s' * (pages > 1)} of up to "
         + f"{PAGE_SIZE})"
