@@ -77,6 +77,11 @@ def parse_args(argv):
         help=f"fetch at most this many runs (default {MAX_RESULTS})",
     )
     parser.add_argument("--csv", metavar="PATH", help="also write every matched run to this CSV")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also draw each numeric param against the ranking metric into this PNG",
+    )
     return parser, parser.parse_args(argv)
 
 
@@ -224,7 +229,51 @@ def print_table(runs, metric, client):
 
 
 # %%
-# 4. Compare
+# 4. A chart: which setting moves the metric?
+# -------------------------------------------
+# One panel per numeric param that differs between the runs, each run a dot
+# (the best one highlighted). A table ranks runs; a chart shows the trend.
+import matplotlib
+
+matplotlib.use("Agg")  # draw to a file, no window needed
+import matplotlib.pyplot as plt
+
+
+def numeric_params(runs):
+    """Params with a number in every run and more than one distinct value."""
+    found = {}
+    for name in key_params(runs)[0]:
+        values = pd.to_numeric(pd.Series([run.data.params.get(name) for run in runs]), "coerce")
+        if values.notna().all() and values.nunique() > 1:
+            found[name] = values
+    return found
+
+
+def params_vs_metric_figure(runs, metric, lower_is_better, title):
+    params = numeric_params(runs)
+    if not params:
+        return None
+    scores = [run.data.metrics[metric] for run in runs]
+    fig, axes = plt.subplots(
+        1, len(params), figsize=(4.2 * len(params), 4), sharey=True, squeeze=False
+    )
+    for ax, (name, values) in zip(axes[0], params.items(), strict=True):
+        ax.scatter(values[1:], scores[1:], color="tab:blue", label="run")
+        ax.scatter(values[:1], scores[:1], color="tab:orange", s=80, label="best run")
+        if values.min() > 0 and values.max() / values.min() >= 100:
+            ax.set_xscale("log")  # e.g. alpha from 0.01 to 1
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    better = "lower" if lower_is_better else "higher"
+    axes[0][0].set_ylabel(f"{metric} ({better} is better)")
+    axes[0][0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# %%
+# 5. Compare
 # ----------
 # Errors a participant will make get one sentence each: a mistyped
 # experiment name (here are the ones that exist), a filter MLflow cannot
@@ -238,8 +287,9 @@ import workshop_store
 
 def main(argv=None):
     parser, args = parse_args(argv)
-    if args.csv and not Path(args.csv).resolve().parent.is_dir():
-        raise SystemExit(f"Cannot write --csv {args.csv}: its folder does not exist.")
+    for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise SystemExit(f"Cannot write {flag} {path}: its folder does not exist.")
     if workshop_store.is_local() and not (workshop_store.REPO_ROOT / "mlflow.db").is_file():
         raise SystemExit("There are no runs yet: run `python train_wine_elasticnet.py` first.")
     uri = workshop_store.connect()
@@ -308,8 +358,19 @@ def main(argv=None):
         ]
         print(f"Not ranked, no metric '{metric}': " + "; ".join(described))
 
+    if args.plot:
+        title = f"{experiment.name}: {metric or 'no metric'} by param, {len(ranked)} runs"
+        lower_is_better = not order_by[0].strip().upper().endswith("DESC")
+        fig = params_vs_metric_figure(ranked, metric, lower_is_better, title) if metric else None
+        if fig is None:
+            print("No chart: no numeric param differs between runs ranked by a metric.")
+        else:
+            fig.savefig(args.plot, dpi=100)
+            plt.close(fig)
+            print(f"Wrote the chart to {args.plot}")
+
     # %%
-    # 5. The best run and where to go next
+    # 6. The best run and where to go next
     # ------------------------------------
     best_run = ranked[0] if ranked else None
     if best_run is not None:

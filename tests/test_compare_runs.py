@@ -157,13 +157,14 @@ def test_real_wine_runs(tracking_store, wine_csv, capsys):
     assert f"--model-uri {best['model_uri']}" in out
 
 
-def test_sweep_children_ranked_and_parent_named(tracking_store, capsys):
+def test_sweep_children_ranked_and_parent_named(tracking_store, tmp_path, capsys):
     """Issue 3: the iris sweep works unchanged; its parent run has no accuracy to rank by."""
     import train_iris_sweep
 
     sweep = train_iris_sweep.main(["--grid", "1:1,5:2,10:3"])
     capsys.readouterr()
-    result = compare_runs.main(["--experiment", "iris_classification"])
+    chart = tmp_path / "iris.png"
+    result = compare_runs.main(["--experiment", "iris_classification", "--plot", str(chart)])
     out = capsys.readouterr().out
     parent_name = mlflow.get_run(sweep["parent_run_id"]).info.run_name
 
@@ -192,6 +193,7 @@ def test_sweep_children_ranked_and_parent_named(tracking_store, capsys):
         f"Not ranked, no metric 'accuracy': {parent_name} "
         f"({sweep['parent_run_id'][:8]}, finished, parent of 3 runs)" in out
     )
+    assert f"Wrote the chart to {chart}" in out  # n_estimators and max_depth against accuracy
 
 
 def test_unknown_experiment_lists_the_existing_ones(wine_like_runs, capsys):
@@ -254,3 +256,29 @@ def test_no_local_store_yet(monkeypatch, tmp_path):
         compare_runs.main([])
     assert "run `python train_wine_elasticnet.py` first" in exit_info.value.code
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_plot_draws_each_numeric_param_against_the_metric(wine_like_runs, tmp_path, capsys):
+    path = tmp_path / "wine.png"
+    result = compare_runs.main(["--plot", str(path)])
+    assert f"Wrote the chart to {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    fig = compare_runs.params_vs_metric_figure(result["runs"], "rmse", True, "title")
+    axes = fig.axes
+    assert [ax.get_xlabel() for ax in axes] == ["alpha", "l1_ratio"]
+    assert axes[0].get_ylabel() == "rmse (lower is better)"
+    assert axes[0].get_xscale() == "linear"  # alpha includes 0: no log scale
+    best_dot = axes[0].collections[1].get_offsets()
+    assert best_dot.tolist() == [[0.1, 0.642]]
+    compare_runs.plt.close(fig)
+
+
+def test_plot_needs_a_numeric_param_that_varies(wine_like_runs, tmp_path, capsys):
+    path = tmp_path / "none.png"
+    compare_runs.main(["--filter", "params.alpha = '0.5'", "--plot", str(path)])
+    assert "No chart: no numeric param differs" in capsys.readouterr().out
+    assert not path.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        compare_runs.main(["--plot", str(tmp_path / "nowhere" / "chart.png")])
+    assert exit_info.value.code.startswith("Cannot write --plot ")
