@@ -124,7 +124,6 @@ def hint(client, uri):
     try:
         if scheme == "runs":
             run_id = rest.split("/")[0]
-            client.get_run(run_id)
             models = client.search_logged_models(
                 [client.get_run(run_id).info.experiment_id],
                 filter_string=f"source_run_id = '{run_id}'",
