@@ -97,6 +97,11 @@ def need(script):
     require(lesson_available(script), f"{script} could not run: {reason}")
 
 
+def require_browser():
+    require(CHROMIUM.is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    require(sync_playwright is not None, "no Playwright: pip install -r requirements-dev.txt")
+
+
 class UI:
     """The running UI and what the store holds, for the tests to look up ids."""
 
@@ -121,6 +126,7 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
     ``mlruns/<experiment>/``). The server boots while the scripts run: together
     that takes less time than one after the other.
     """
+    require_browser()  # before a minute of filling the store for nothing
     workshop = tmp_path_factory.mktemp("ui") / "mlflow-workshop"
     workshop.mkdir()
     for script in REPO_ROOT.glob("*.py"):
@@ -165,10 +171,7 @@ def browser_context(mlflow_ui):
     a participant switches to "Model training" and closes the panel once, and
     the UI remembers both in the browser's local storage.
     """
-    require(CHROMIUM.is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    require(
-        sync_playwright is not None, "Playwright is missing: pip install -r requirements-dev.txt"
-    )
+    require_browser()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
