@@ -1,4 +1,4 @@
-"""Lesson 3: learning curves as step metrics, the other logging calls, and autolog.
+"""Lesson 4: learning curves as step metrics, the other logging calls, and autolog.
 
 A small neural network (scikit-learn's MLPClassifier) learns to read
 handwritten digits (scikit-learn's bundled 8x8 images, 1,797 of them, no
@@ -15,7 +15,7 @@ The same run also shows ``log_params``/``log_metrics`` with dicts,
 Run it from the repository root or any other folder:
 
     python track_training_curves.py
-    python track_training_curves.py --epochs 60 --learning-rate 0.003
+    python track_training_curves.py --epochs 60 --learning-rate 0.01
 
 then open the run's "Model metrics" tab in the `mlflow ui` it prints.
 """
@@ -260,6 +260,11 @@ def main(argv=None):
             f"validation loss {history['val_loss'][-1]:.3f}.\n"
             f"{points} step metrics logged in batches in {logging_seconds:.2f} s.\n"
         )
+        if best_epoch < args.epochs - 1:
+            summary += (
+                f"Validation loss rose after epoch {best_epoch}: the later epochs "
+                "fitted the training rows better but new rows no better (overfitting).\n"
+            )
         mlflow.log_text(summary, "summary.txt")
 
         fig = learning_curve_figure(history)
@@ -311,6 +316,7 @@ def main(argv=None):
     print(f"  final train_loss     {history['train_loss'][-1]:.3f}")
     print(f"  final val_loss       {history['val_loss'][-1]:.3f}")
     print(f"  final val_accuracy   {history['val_accuracy'][-1]:.3f}")
+    print(f"  lowest val_loss      {summary_metrics['best_val_loss']:.3f} at epoch {best_epoch}")
     print(f"  {points} step metrics logged in batches in {logging_seconds:.2f} s")
     print(f"Autologged run {autolog_run.info.run_id} ({AUTOLOG_RUN_NAME})")
     print(f"  best alpha {search.best_params_['ridgeclassifier__alpha']}", end="")

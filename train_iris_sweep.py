@@ -1,4 +1,4 @@
-"""Lesson 2: a sweep of runs, compared and registered, with a champion alias.
+"""Lesson 3: a sweep of runs, compared and registered, with a champion alias.
 
 A random forest learns the three iris species from four flower measurements
 (scikit-learn's bundled iris data, 150 flowers, no download). It is trained
