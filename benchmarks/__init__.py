@@ -1,0 +1,1 @@
+"""Benchmark harness for the workshop: see benchmarks/run.py and BENCHMARKS.md."""

@@ -1,0 +1,168 @@
+"""benchmarks/: the harness runs end to end at tiny sizes, so that it cannot rot.
+
+The real figures come from `python -m benchmarks.run` on an idle machine
+(BENCHMARKS.md); these tests only check that every part still works with the
+current scripts and MLflow, and that the report shows what it measured.
+"""
+
+import json
+
+import pytest
+from conftest import REPO_ROOT, run_script, sqlite_uri
+
+from benchmarks import run as harness
+
+
+def test_quick_run_measures_demo_and_compare_runs(tmp_path):
+    output, raw = tmp_path / "BENCHMARKS.md", tmp_path / "raw.json"
+    done = run_script(
+        "-m",
+        "benchmarks.run",
+        "--quick",
+        "--only",
+        "demo,compare",
+        "--no-profile",
+        "--output",
+        str(output),
+        "--json",
+        str(raw),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    results = json.loads(raw.read_text())
+    for side in ("workshop", "baseline"):
+        for state in ("cold", "warm"):
+            (run,) = results["demo"]["runs"][side][state]
+            phases = run["phases"]
+            # Every second of the process is in exactly one phase.
+            assert sum(phases.values()) == pytest.approx(run["wall"], rel=0.02)
+            assert phases["import"] > 0 and phases["tracking"] > 0 and phases["model"] > 0
+    workshop, baseline = (
+        results["demo"]["runs"][s]["warm"][0]["calls"] for s in ("workshop", "baseline")
+    )
+    assert workshop["mlflow.log_params"]["count"] == 1
+    assert baseline["mlflow.log_param"]["count"] == 5
+    assert (
+        results["compare"]["runs"]["workshop"][0]["calls"]["MlflowClient.search_runs"]["count"] >= 1
+    )
+
+    report = output.read_text()
+    assert "### demo.py" in report and "## compare_runs.py over many runs" in report
+    assert "| Target | Measured | Met |" in report
+    assert "python -m benchmarks.run --quick" in report
+
+
+def test_step_metrics_stores_every_point_with_every_method(tmp_path):
+    result = tmp_path / "steps.json"
+    done = run_script(
+        str(REPO_ROOT / "benchmarks" / "step_metrics.py"),
+        "--tracking-uri",
+        sqlite_uri(tmp_path / "steps.db"),
+        "--points",
+        "40",
+        "--budget",
+        "0.05",
+        "--lesson-batch",
+        "8",
+        "--result",
+        str(result),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = {entry["method"]: entry for entry in json.loads(result.read_text())}
+    assert set(measured) == set(harness_methods())
+    for method in ("batch_1000", "batch_lesson", "async", "async_buffered"):
+        assert measured[method]["points_measured"] == 40
+        assert not measured[method]["extrapolated"]
+    assert measured["batch_lesson"]["batch_size"] == 8
+
+
+def harness_methods():
+    from benchmarks import step_metrics
+
+    return step_metrics.METHODS
+
+
+def test_report_shows_every_section_and_flags_missed_targets():
+    options = harness.parse_args(["--quick", "--setup"])
+    report = harness.Report(fake_results(), options).render()
+    for heading in (
+        "## Targets",
+        "### demo.py",
+        "## Step metrics",
+        "## compare_runs.py over many runs",
+        "## Model serving",
+        "## Set-up",
+    ):
+        assert heading in report
+    # demo: 2 s against 5 s is 0.4x (met); serving p50 of 20 ms misses 15 ms.
+    assert "| `demo.py` ≤ 0.6× its baseline (warm) | 0.40× | yes |" in report
+    assert "| Serving p50 < 15 ms for one row | 20.0 ms | **no** |" in report
+    assert "Skipped: no wine data" in report
+
+
+def fake_run(wall):
+    share = wall / 5
+    return {
+        "wall": wall,
+        "phases": dict.fromkeys(harness.PHASES, share),
+        "calls": {"mlflow.log_params": {"count": 1, "seconds": 0.05}},
+    }
+
+
+def fake_results():
+    def sides(workshop, baseline):
+        return {
+            "workshop": {"cold": [fake_run(workshop + 1)], "warm": [fake_run(workshop)]},
+            "baseline": {"cold": [fake_run(baseline + 1)], "warm": [fake_run(baseline)]},
+        }
+
+    step = {
+        "method": "batch_lesson",
+        "label": "lesson",
+        "points_measured": 400,
+        "seconds_measured": 0.2,
+        "points_per_second": 2000,
+        "seconds_for_all": 0.2,
+        "extrapolated": False,
+    }
+    serving_block = {"p50": 20.0, "p99": 30.0, "mean": 21.0, "requests_per_second": 50.0}
+    return {
+        "machine": {
+            "cpu": "test CPU",
+            "cores": 2,
+            "memory": "1 GiB RAM",
+            "os": "test OS",
+            "python": "3.11",
+            "packages": {"mlflow": "3.17.2"},
+            "load": [0.1, 0.1, 0.1],
+            "load_end": [0.1, 0.1, 0.1],
+            "date": "today",
+        },
+        "demo": {"runs": sides(2.0, 5.0), "args": []},
+        "wine": {"skipped": "no wine data at /nowhere (pass --data PATH)"},
+        "steps": {
+            "points": 400,
+            "metrics": 4,
+            "lesson_batch": 40,
+            "sqlite": [[step]],
+            "server": [[step]],
+            "server_startup": 3.0,
+        },
+        "compare": {
+            "runs": {
+                "workshop": [fake_run(1.5)],
+                "baseline": [fake_run(2.0)],
+                "workshop_default": [fake_run(1.0)],
+            },
+            "n_runs": 30,
+            "fill_seconds": 1.0,
+            "args": ["--max-results", "30"],
+        },
+        "serving": {
+            side: {"startup": 4.0, 1: [serving_block], 100: [serving_block]}
+            for side in ("workshop", "baseline")
+        },
+        "setup": {"steps": {"python -m venv": 3.0}, "pip_cache_mb": 10, "packages": 90},
+    }
