@@ -33,6 +33,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -288,7 +289,9 @@ def init_cluster(bin_dir, layout):
 
 def postgres_is_running(bin_dir, layout):
     return (
-        run_postgres_tool(bin_dir, layout, "pg_ctl", "status", "-D", str(layout.cluster)).returncode
+        run_postgres_tool(
+            bin_dir, layout, "pg_ctl", "status", "--pgdata", str(layout.cluster)
+        ).returncode
         == 0
     )
 
@@ -461,9 +464,21 @@ def local_url(host, port):
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
 
+def port_is_free(host, port):
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        if not IS_WINDOWS:  # as the server will: a just-closed connection does not block it
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def answers(url, timeout=2):
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no HTTP_PROXY
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+        with direct.open(f"{url}/health", timeout=timeout) as response:
             return response.status == 200
     except OSError:
         return False
@@ -541,6 +556,11 @@ def start(args, layout, bin_dir):
     if process_is_alive(state.get("mlflow_pid")):
         print(f"Already running: {state['url']} (stop it first to change settings)")
         return state
+    if not port_is_free(args.host, args.port):
+        raise SystemExit(
+            f"Port {args.port} is already in use, perhaps by the `mlflow ui` of the lessons: "
+            "stop that, or choose another --port."
+        )
     layout.root.mkdir(parents=True, exist_ok=True)
     # Keep the whole folder out of git, wherever it is.
     (layout.root / ".gitignore").write_text("*\n")

@@ -17,6 +17,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -376,24 +377,39 @@ def test_status_and_stop_when_nothing_runs(tmp_path):
     assert "Stopped." in stop.stdout
 
 
+def test_start_refuses_a_port_in_use(tmp_path):
+    require_postgres()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_script(
+            str(REPO_ROOT / "team_server.py"),
+            "--data-dir",
+            str(tmp_path / "stack"),
+            "start",
+            "--port",
+            str(port),
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Port {port} is already in use, perhaps by the `mlflow ui` of the lessons: "
+        "stop that, or choose another --port."
+    )
+    assert not (tmp_path / "stack").exists()
+
+
 # %%
 # The lesson scripts, unchanged, through the server
 # -------------------------------------------------
-def test_demo_logs_through_the_server_into_postgres(team_stack, participant):
-    result = run_script(
-        str(REPO_ROOT / "demo.py"),
-        "--n-estimators",
-        "10",
-        "--owner",
-        "participant",
-        cwd=participant,
-        env={"MLFLOW_TRACKING_URI": team_stack.url},
-    )
-    assert result.returncode == 0, result.stderr
-    run_id = re.search(r"^Run (\w{32}) ", result.stdout, flags=re.M).group(1)
-    model_uri = re.search(r"^Model URI: (models:/m-\w+)$", result.stdout, flags=re.M).group(1)
-    assert f"See it in the UI: {team_stack.url}/#/experiments/" in result.stdout
-    assert "mlflow ui" not in result.stdout  # the server is the UI
+def test_demo_logs_through_the_server_into_postgres(team_stack, participant, capsys):
+    import demo
+
+    result = demo.main(["--n-estimators", "10", "--owner", "participant"])
+    run_id, model_uri = result["run_id"], result["model_uri"]
+    printed = capsys.readouterr().out
+    assert f"See it in the UI: {team_stack.url}/#/experiments/" in printed
+    assert "mlflow ui" not in printed  # the server is the UI
 
     client = mlflow.MlflowClient(team_stack.url)
     run = client.get_run(run_id)
