@@ -88,19 +88,25 @@ def use_experiment(name):
     ``mlruns/<experiment id>`` under the *current* folder, which scatters
     artifacts wherever a script was started. On a tracking server the server
     decides where artifacts live.
+
+    The experiment is created here rather than by ``set_experiment``: when
+    several scripts start at once and another one creates it first, MLflow
+    3.17's ``set_experiment`` returns it without making it active, and the
+    run silently lands in the "Default" experiment.
     """
     uri = connect()
     try:
-        if is_local() and mlflow.get_experiment_by_name(name) is None:
-            _create_local_experiment(name)
+        if mlflow.get_experiment_by_name(name) is None:
+            _create_experiment(name)
         return mlflow.set_experiment(name)
     except MlflowException as error:
         raise SystemExit(unreachable_message(uri, error)) from None
 
 
-def _create_local_experiment(name):
+def _create_experiment(name):
+    artifact_location = (LOCAL_ARTIFACT_ROOT / name).as_uri() if is_local() else None
     try:
-        mlflow.create_experiment(name, artifact_location=(LOCAL_ARTIFACT_ROOT / name).as_uri())
+        mlflow.create_experiment(name, artifact_location=artifact_location)
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another script created it meanwhile
             raise
