@@ -2,11 +2,11 @@
 
 One stack (a throwaway PostgreSQL cluster and `mlflow server`, on free
 loopback ports, started with team_server.py exactly as the README says) serves
-the whole module. The lesson scripts log to it through MLFLOW_TRACKING_URI;
-then come load, faults, and last the README's sign-in steps, which switch the
-same stack to sign-in. The tests therefore run in file order, as pytest runs
-them. Wall times (server starts, the load tests) appear in pytest's summary
-under "team server timings".
+the whole module: first eight trainings at once on the fresh server, then the
+lesson scripts through MLFLOW_TRACKING_URI, faults, and last the README's
+sign-in steps, which switch the same stack to sign-in. The tests therefore
+rely on file order, which is pytest's order. Wall times (server starts, the
+load tests) appear in pytest's summary under "team server timings".
 """
 
 import contextlib
