@@ -93,6 +93,10 @@ def workshop_copy(tmp_path):
     for path in REPO_ROOT.glob("*.py"):
         shutil.copy(path, copy)
     shutil.copytree(REPO_ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__py*"))
+    # The team's shared folder beside the clone, as on the workshop machines.
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    shutil.copy(SHARED_WINE_CSV, shared)
     # The cache the wine lesson fills on its first download (there is no internet here).
     (copy / ".data").mkdir()
     shutil.copy(SHARED_WINE_CSV, copy / ".data" / "winequality-red.csv")
@@ -138,7 +142,9 @@ class Walkthrough:
         if "--port" not in line:
             line += f" --port {port}"
         log = self.tmp_path / f"server-{len(self.servers)}.log"
-        server = BackgroundProcess(["bash", "-c", f"exec {line}"], log, env=self.env)
+        server = BackgroundProcess(
+            ["bash", "-c", f"exec {line}"], log, env=self.env, cwd=self.folder
+        )
         server.__enter__()
         self.servers.append(server)
         try:
