@@ -74,6 +74,8 @@ STRIPPED_ENV = (
     "MLFLOW_ENABLE_ASYNC_LOGGING",
     "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS",
 )
+# The benchmark keeps about one core busy (two while a server and a client run).
+BUSY_DURING_RUN = 2.5
 TARGET_RATIO = 0.6
 TARGET_STEP_SECONDS = 1.0
 TARGET_COMPARE_SECONDS = 2.0
@@ -346,17 +348,45 @@ def profile_script(folder, script, args, top=14):
     )
     boring += ("importlib/__init__.py",)
     top_entries = [e for e in sorted(entries, reverse=True) if not e[2].startswith(boring)]
-    internals = []
-    for label, file_part, function in PROFILE_INTERNALS:
+    internals = selected_internals(stats, PROFILE_INTERNALS)
+    out.unlink()
+    return {"total": total, "top": top_entries[:top], "internals": internals}
+
+
+def selected_internals(stats, wanted):
+    """(label, cumulative seconds) for each wanted (label, file part, function) in a profile."""
+    found = []
+    for label, file_part, function in wanted:
         seconds = sum(
             cumulative
             for (filename, _, name), (_, _, _, cumulative, _) in stats.stats.items()
             if name == function and file_part in filename.replace(os.sep, "/")
         )
         if seconds:
-            internals.append((label, seconds))
-    out.unlink()
-    return {"total": total, "top": top_entries[:top], "internals": internals}
+            found.append((label, seconds))
+    return found
+
+
+LOG_BATCH_INTERNALS = [
+    ("`MlflowClient.log_batch`, all of it", "mlflow/tracking/client.py", "log_batch"),
+    (
+        "the SQLAlchemy store's `log_batch`",
+        "mlflow/store/tracking/sqlalchemy_store.py",
+        "log_batch",
+    ),
+    (
+        "build and insert one row per point",
+        "mlflow/store/tracking/sqlalchemy_store.py",
+        "_insert_metrics",
+    ),
+    (
+        "update each metric's latest value",
+        "mlflow/store/tracking/sqlalchemy_store.py",
+        "_update_latest_metrics_if_necessary",
+    ),
+    ("SQLAlchemy: flush objects to SQL", "sqlalchemy/orm/session.py", "flush"),
+    ("SQLAlchemy: commit", "sqlalchemy/orm/session.py", "commit"),
+]
 
 
 def short_function(filename, line, function):
@@ -450,6 +480,18 @@ def bench_steps(options, workspace):
         folder = workspace.new("steps-sqlite")
         uri = "sqlite:///" + (folder / "steps.db").as_posix()
         results["sqlite"].append(step_worker(uri, folder, options, lesson_batch, metrics))
+    progress("step metrics, SQLite: profiling log_batch")
+    folder = workspace.new("steps-profile")
+    profile = folder / "log_batch.prof"
+    uri = "sqlite:///" + (folder / "steps.db").as_posix()
+    command = [PYTHON, str(BENCH_DIR / "step_metrics.py"), "--tracking-uri", uri]
+    command += ["--points", str(options.points), "--metrics", str(metrics)]
+    command += ["--methods", "batch_1000", "--result", str(folder / "profile.json")]
+    command += ["--profile", str(profile)]
+    done = subprocess.run(command, cwd=folder, env=child_env(), capture_output=True, text=True)
+    if done.returncode == 0:
+        stats = pstats.Stats(str(profile))
+        results["batch_profile"] = selected_internals(stats, LOG_BATCH_INTERNALS)
     folder = workspace.new("steps-server")
     port = free_port()
     command = [str(SCRIPTS_DIR / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
@@ -657,7 +699,22 @@ def bench_setup(workspace):
     packages = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
     ).stdout.count("\n")
-    return {"steps": steps, "pip_cache_mb": cache_size / 1e6, "packages": packages}
+    # Where pip looked for packages: a local wheel folder is much faster than PyPI.
+    config = subprocess.run(
+        [str(python), "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout.splitlines()
+    sources = [line for line in config if "index-url" in line or "find-links" in line]
+    sources += [
+        f"{name}={os.environ[name]}"
+        for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS")
+        if os.environ.get(name)
+    ]
+    return {
+        "steps": steps,
+        "pip_cache_mb": cache_size / 1e6,
+        "packages": packages,
+        "pip_sources": sources,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -841,11 +898,26 @@ class Report:
             + (" (`--quick`: tiny sizes, the figures mean nothing)" if self.options.quick else ""),
             f"- Load average (1, 5, 15 min) before: {start}, after: {end}",
         )
+        loads = machine.get("section_loads") or {}
+        if loads:
+            self.add(
+                "- Load average (1 min) as each section started, the benchmark's own process "
+                "included: "
+                + ", ".join(f"{name} {load[0]}" for name, load in loads.items() if load)
+            )
+        busiest = max([load[0] for load in loads.values() if load] or [0])
         if start and start[0] > 0.5:
             self.add(
                 "",
                 f"**The machine was busy when this ran (load average {start[0]} > 0.5): the",
                 "figures are inflated and noisy. Rerun the command above on an idle machine.**",
+            )
+        elif busiest > BUSY_DURING_RUN:
+            self.add(
+                "",
+                f"**Other work started during the run (load average up to {busiest} while the",
+                "benchmark itself adds about 1): some figures are inflated. Rerun the command",
+                "above on an idle machine.**",
             )
         self.add("")
 
@@ -1060,6 +1132,14 @@ class Report:
                     + (f"{big:.2f} s." if big is not None else "far less."),
                     "",
                 )
+        if data.get("batch_profile"):
+            self.add(
+                f"Where `log_batch` spends its time on SQLite ({points:,} points, 1,000 per call,",
+                "cProfile, cumulative seconds): the work is per point, in MLflow's SQLAlchemy",
+                "store, not per call.",
+                "",
+            )
+            self.table(["Step", "seconds"], [[n, f"{t:.2f}"] for n, t in data["batch_profile"]])
         if "server_startup" in data:
             self.add(f"The tracking server took {data['server_startup']:.1f} s to start.", "")
 
@@ -1216,12 +1296,15 @@ class Report:
         timings = in_process.get("workshop")
         if not met and timings:
             ping = data["workshop"].get("ping", {}).get("p50", 0.0)
+            one_thread = timings.get("sklearn_one_thread_1")
             self.add(
-                f"Why the target is missed: the server answers `GET /ping` in {ping:.1f} ms, "
-                "so most",
-                f"of the {p50:.1f} ms is the model: MLflow's pyfunc `predict` (input schema",
-                f"checks, then the forest) takes {timings['pyfunc_1']:.1f} ms in-process, the "
-                f"forest alone {timings['sklearn_1']:.1f} ms.",
+                f"Why the target is missed: the server answers `GET /ping` in {ping:.1f} ms, so "
+                "the",
+                f"{p50:.1f} ms are the model. In-process, MLflow's pyfunc `predict` takes "
+                f"{timings['pyfunc_1']:.1f} ms for one",
+                f"row and the forest's own `predict` {timings['sklearn_1']:.1f} ms with "
+                f"`n_jobs={timings['n_jobs']}`"
+                + (f", {one_thread:.1f} ms with `n_jobs=1`." if one_thread is not None else "."),
                 "",
             )
 
@@ -1235,12 +1318,19 @@ class Report:
         rows = [[name, fmt_seconds(seconds)] for name, seconds in data["steps"].items()]
         rows.append(["**total**", f"**{fmt_seconds(sum(data['steps'].values()))}**"])
         self.table(["Step", "time"], rows)
+        sources = data.get("pip_sources") or []
+        where = (
+            "pip's configuration on this machine points it at "
+            + ", ".join(f"`{source}`" for source in sources)
+            + ", so it may not have downloaded anything; over the network to PyPI expect longer."
+            if sources
+            else "pip downloaded from its default index (PyPI) unless its cache already held "
+            f"the wheels ({data['pip_cache_mb']:.0f} MB in the cache afterwards)."
+        )
         self.add(
-            f"Measured once. pip installed {data['packages']} packages; its download cache held",
-            f"{data['pip_cache_mb']:.0f} MB afterwards (wheels cached by an earlier install make",
-            "this much faster than a first install over the network). The first `python",
-            "demo.py` in a new environment also compiles every module it imports to bytecode",
-            "(`__pycache__`), which later runs reuse.",
+            f"Measured once; pip installed {data['packages']} packages. {where} The first",
+            "`python demo.py` in a new environment also compiles every module it imports to",
+            "bytecode (`__pycache__`), which later runs reuse.",
             "",
         )
 
@@ -1440,7 +1530,7 @@ def parse_args(argv):
         chosen.append("setup")
     options.sections = [s for s in SECTIONS if s in chosen]  # the sweep before serving
     options.points = 400 if options.quick else 10_000
-    options.budget = 0.5 if options.quick else 10.0
+    options.budget = 0.5 if options.quick else 5.0
     options.runs = 30 if options.quick else 1000
     options.requests = 20 if options.quick else 500
     return options
@@ -1456,6 +1546,7 @@ def main(argv=None):
     failed = []
     try:
         for section in options.sections:
+            results["machine"].setdefault("section_loads", {})[section] = load_average()
             try:
                 if section in sections:
                     results[section] = bench_script(sections[section], options, workspace, kept)

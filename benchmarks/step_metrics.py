@@ -18,6 +18,7 @@ in the result).
 """
 
 import argparse
+import cProfile
 import json
 import os
 import time
@@ -158,6 +159,7 @@ def main(argv=None):
     parser.add_argument("--lesson-batch", type=int, default=40, help="points per lesson call")
     parser.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--result", required=True, help="write the measurements here (JSON)")
+    parser.add_argument("--profile", help="also write a cProfile of the measured calls here")
     args = parser.parse_args(argv)
 
     names = METRIC_NAMES[: args.metrics]
@@ -166,10 +168,16 @@ def main(argv=None):
     experiment_id = mlflow.set_experiment("step-metric-throughput").experiment_id
     MlflowClient().search_runs([experiment_id], max_results=1)  # connect before timing
     chosen = args.methods.split(",") if args.methods else list(METHODS)
-    results = [
-        measure(method, steps, names, args.budget, args.lesson_batch, experiment_id)
-        for method in chosen
-    ]
+    profiler = cProfile.Profile() if args.profile else None
+    results = []
+    for method in chosen:
+        if profiler:
+            profiler.enable()
+        results.append(measure(method, steps, names, args.budget, args.lesson_batch, experiment_id))
+        if profiler:
+            profiler.disable()
+    if profiler:
+        profiler.dump_stats(args.profile)
     Path(args.result).write_text(json.dumps(results, indent=2))
     return results
 
