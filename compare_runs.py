@@ -255,7 +255,7 @@ def params_vs_metric_figure(runs, metric, lower_is_better, title):
         return None
     scores = [run.data.metrics[metric] for run in runs]
     fig, axes = plt.subplots(
-        1, len(params), figsize=(4.2 * len(params), 4), sharey=True, squeeze=False
+        1, len(params), figsize=(max(6, 4.2 * len(params)), 4), sharey=True, squeeze=False
     )
     for ax, (name, values) in zip(axes[0], params.items(), strict=True):
         ax.scatter(values[1:], scores[1:], color="tab:blue", label="run")

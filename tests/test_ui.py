@@ -29,6 +29,7 @@ from conftest import (
     BackgroundProcess,
     free_port,
     require,
+    run_script,
     sqlite_uri,
     wait_for_http,
 )
@@ -105,9 +106,10 @@ def require_browser():
 class UI:
     """The running UI and what the store holds, for the tests to look up ids."""
 
-    def __init__(self, url, tracking_uri):
+    def __init__(self, url, tracking_uri, folder):
         self.url = url
         self.client = mlflow.MlflowClient(tracking_uri)
+        self.folder = folder  # the workshop copy whose store the UI serves
 
     def experiment(self, name):
         return self.client.get_experiment_by_name(name)
@@ -160,7 +162,7 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
             wait_for_http(f"http://127.0.0.1:{port}/health", server.process)
         except (RuntimeError, TimeoutError) as error:
             pytest.fail(f"{error}\n{server.log()[-3000:]}")
-        yield UI(f"http://127.0.0.1:{port}", sqlite_uri(workshop / "mlflow.db"))
+        yield UI(f"http://127.0.0.1:{port}", sqlite_uri(workshop / "mlflow.db"), workshop)
 
 
 @pytest.fixture(scope="module")
@@ -364,3 +366,21 @@ def test_registered_model_lists_versions_and_champion_alias(page, mlflow_ui):
     )
     expect(champion_row.get_by_role("status", name="champion")).to_be_visible()
     screenshot(page, "registered_model")
+
+
+def test_compare_runs_draws_the_chart_the_readme_shows(mlflow_ui, tmp_path):
+    """The comparison without the UI: compare_runs.py --plot over the same wine runs."""
+    need("train_wine_elasticnet.py")
+    chart = tmp_path / "wine_runs.png"
+    result = run_script(
+        "compare_runs.py",
+        "--plot",
+        str(chart),
+        cwd=mlflow_ui.folder,
+        env={**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "alpha" in result.stdout and "rmse" in result.stdout
+    if UPDATE_SCREENSHOTS:
+        shutil.copyfile(chart, SCREENSHOTS / "compare_runs_chart.png")
