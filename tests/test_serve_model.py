@@ -16,13 +16,22 @@ from conftest import REPO_ROOT, BackgroundProcess, free_port, run_script, wait_f
 
 import serve_model
 
-# The request body of the README's serving section, exactly as printed there:
-# three flowers from scikit-learn's iris data (rows 0, 50 and 100), one per species.
-README_REQUEST_BODY = (
-    '{"dataframe_split": {"columns": ["sepal length (cm)", "sepal width (cm)", '
-    '"petal length (cm)", "petal width (cm)"], '
-    '"data": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]}}'
-)
+
+def readme_request_body():
+    """The request body of the README's serving section, exactly as printed there:
+    the ``-d`` argument of its ``curl -X POST ... dataframe_split`` command."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    [command] = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("curl -X POST") and "dataframe_split" in line
+    ]
+    words = shlex.split(command)
+    return words[words.index("-d") + 1]
+
+
+# Three flowers from scikit-learn's iris data (rows 0, 50 and 100), one per species.
+README_REQUEST_BODY = readme_request_body()
 SETOSA, VERSICOLOR, VIRGINICA = 0, 1, 2
 
 
