@@ -284,6 +284,7 @@ def main(argv=None):
                 "n_configurations": len(args.grid),
                 "test_size": TEST_SIZE,
                 "split_seed": SPLIT_SEED,
+                "stratify": True,
                 "seed": args.seed,
             }
         )

@@ -56,6 +56,7 @@ def test_each_configuration_is_a_child_run_of_the_sweep(sweep, sweep_client):
     assert sweep_client.get_experiment(parent.info.experiment_id).name == "iris_classification"
     assert parent.data.params["grid"] == SMALL_GRID
     assert parent.data.params["test_size"] == "0.3"
+    assert parent.data.params["stratify"] == "True"
 
     children = child_runs(sweep_client, sweep)
     assert sorted(run.info.run_name for run in children) == [
