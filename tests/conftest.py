@@ -7,8 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
-import pytest
+# MLflow 3 reports anonymous usage to its makers; tests send nothing beyond
+# 127.0.0.1. Set before MLflow is imported here and inherited by every script
+# and server the tests start.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
+import mlflow  # noqa: E402
+import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_WINE_CSV = REPO_ROOT.parent / "shared" / "data" / "winequality-red.csv"
