@@ -184,5 +184,14 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
                     if served_port is not None:
                         line = line.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
                     walk.run(line)
+        # The README's Python client, against the model server still running.
+        [client_code] = [
+            code
+            for code in re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
+            if "127.0.0.1:5001" in code
+        ]
+        client_code = client_code.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
+        result = walk.run(f"python - <<'EOF'\n{client_code}EOF")
+        assert result.stdout.strip() == "[0, 1, 2]"
     finally:
         walk.stop_servers()
