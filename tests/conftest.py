@@ -149,13 +149,18 @@ class BackgroundProcess:
     def stop(self):
         import signal
 
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process is None or self.process.poll() is not None:
+            return
+        if os.name == "nt":  # no process groups: stop the server process itself
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def __exit__(self, *exc):
         self.stop()
