@@ -166,6 +166,8 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
             for line in block:
                 if SETUP_LINE.match(line) or "pytest" in line:
                     continue  # .ci/run runs these; test_ui.py writes the screenshots
+                if line.startswith("python -m benchmarks.run"):
+                    continue  # a quarter of an hour; test_benchmarks.py runs it at tiny sizes
                 line = walk.substitute(line)
                 if line.startswith("mlflow ui "):
                     port = walk.start_server(line, "/health")
