@@ -1000,7 +1000,7 @@ class Report:
         self.add(
             f"Why the target is missed: {fixed:.2f} s of the workshop's "
             f"{median_wall(runs['workshop']['warm']):.2f} s is starting Python, importing",
-            f"(MLflow, scikit-learn, matplotlib, pandas) and exiting, and "
+            f"libraries (MLflow, scikit-learn, pandas and what they load) and exiting, and "
             f"{workshop['training']:.2f} s is training and",
             "evaluation: work both versions do alike. What the logging code controls, tracking",
             f"calls and model logging, takes {logging:.2f} s against the baseline's "
