@@ -206,11 +206,11 @@ def main(argv=None):
             context="training",
         )
 
+        # One thread (scikit-learn's default): on a few hundred rows, starting
+        # threads costs more than it saves, and a served model would pay that
+        # start-up on every request (BENCHMARKS.md measures it).
         model = RandomForestClassifier(
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            random_state=args.seed,
-            n_jobs=-1,
+            n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.seed
         )
         model.fit(X_train, y_train)
 

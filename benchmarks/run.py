@@ -449,11 +449,10 @@ PROFILE_INTERNALS = [
 
 
 def lesson_batch_size():
-    every = lesson_constant("track_training_curves.py", "LOG_EVERY_EPOCHS")
+    """Points per call as track_training_curves.py sends them when they come quickly."""
+    batch = lesson_constant("track_training_curves.py", "LOG_BATCH_POINTS")
     names = lesson_constant("track_training_curves.py", "STEP_METRICS")
-    if every is None or names is None:
-        return None, 4
-    return every * len(names), len(names)
+    return batch, len(names) if names else 4
 
 
 def step_worker(uri, folder, options, lesson_batch, metrics):
@@ -474,6 +473,7 @@ def step_worker(uri, folder, options, lesson_batch, metrics):
 def bench_steps(options, workspace):
     lesson_batch, metrics = lesson_batch_size()
     results = {"lesson_batch": lesson_batch, "metrics": metrics, "points": options.points}
+    results["lesson_seconds"] = lesson_constant("track_training_curves.py", "LOG_EVERY_SECONDS")
     results["sqlite"] = []
     for repetition in range(options.repeat):
         progress(f"step metrics, SQLite ({repetition + 1}/{options.repeat})")
@@ -1103,8 +1103,10 @@ class Report:
         if data.get("lesson_batch"):
             self.add(
                 f"track_training_curves.py collects its step metrics as `Metric` objects and sends "
-                f"them with `MlflowClient.log_batch` every few epochs, {data['lesson_batch']} "
-                "points per call.",
+                f"them with `MlflowClient.log_batch` when {data['lesson_batch']:,} are waiting, "
+                f"{data.get('lesson_seconds')} s after its last call, and at the end; points "
+                "that come as quickly as here "
+                f"go out {data['lesson_batch']:,} per call.",
                 "",
             )
             for block, where in (("sqlite", "SQLite"), ("server", "a local tracking server")):
@@ -1276,11 +1278,16 @@ class Report:
                 row.append(f"{one:.1f} ms" if one is not None else "–")
                 rows.append(row)
         if rows:
-            n_jobs = in_process.get("workshop", {}).get("n_jobs")
+            threads = "; ".join(
+                f"the {side}'s forest has `n_jobs={timings['n_jobs']}`"
+                for side, timings in in_process.items()
+                if timings
+            )
             self.add(
                 "Where a request's time goes: the same models' `predict` timed inside one Python",
-                f"process (medians). The logged forests have `n_jobs={n_jobs}`, so scikit-learn",
-                "predicts with a pool of threads, one per core, even for one row.",
+                f"process (medians). {threads[0].upper()}{threads[1:]}. With `n_jobs=-1`,",
+                "scikit-learn predicts with a pool of threads, one per core, even for one row;",
+                "`None` (the default) means one thread.",
                 "",
             )
             self.table(
@@ -1443,15 +1450,17 @@ class Report:
                 "allows more) keeps that small, and `filter_string`/`order_by` let the store "
                 "select and sort instead of Python."
             )
-        serving = results.get("serving", {}).get("workshop", {}).get("in_process")
+        serving = results.get("serving", {}).get("baseline", {}).get("in_process")
         if serving and serving.get("sklearn_one_thread_1") is not None:
             items.append(
-                "**Serve small requests single-threaded.** A forest trained with `n_jobs=-1` "
+                "**Keep small forests on one thread.** A forest trained with `n_jobs=-1` "
                 "keeps that setting in the logged model and predicts with a thread pool: "
-                f"{serving['sklearn_1']:.1f} ms for one row here, "
-                f"{serving['sklearn_one_thread_1']:.1f} ms with `n_jobs=1`. Setting "
-                "`model.set_params(n_jobs=1)` after `fit` and before `log_model` keeps training "
-                "parallel and makes serving faster."
+                f"{serving['sklearn_1']:.1f} ms for one row here (the baseline's model), "
+                f"{serving['sklearn_one_thread_1']:.1f} ms with `n_jobs=1`. On a few hundred "
+                "rows the threads do not speed up training either, so the workshop keeps "
+                "scikit-learn's default of one thread. For a large training set, "
+                "`model.set_params(n_jobs=1)` after `fit` and before `log_model` keeps "
+                "training parallel and serving quick."
             )
         if not items:
             return

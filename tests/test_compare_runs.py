@@ -1,5 +1,7 @@
 """compare_runs.py: searching, ranking, paging and exporting runs of a store."""
 
+import re
+
 import mlflow
 import pandas as pd
 import pytest
@@ -43,9 +45,10 @@ def test_default_ranks_wine_runs_by_rmse(wine_like_runs, capsys):
     out = capsys.readouterr().out
     assert names(result) == by_rmse()
     assert result["best_run"].info.run_id == wine_like_runs["elasticnet_a0.1_l0.5"]
-    assert "ordered by metrics.rmse ASC (1 page of up to 50)" in out
-    # The experiment list: every experiment with its run count.
-    assert "wine-quality-elasticnet" in out and "5 runs" in out and "Default" in out
+    assert "ordered by metrics.rmse ASC (1 page of up to 1000)" in out
+    # The experiment list: every experiment with its id.
+    assert re.search(r"^  wine-quality-elasticnet +id \d+$", out, re.M)
+    assert re.search(r"^  Default +id 0$", out, re.M)
     # The table: run name, short id, the params that differ, metrics to 3 decimals.
     header = next(line for line in out.splitlines() if "run name" in line).split()
     assert header == ["#", "run", "name", "run", "id", "alpha", "l1_ratio", "rmse", "mae", "r2"]
@@ -271,7 +274,6 @@ def test_plot_draws_each_numeric_param_against_the_metric(wine_like_runs, tmp_pa
     assert axes[0].get_xscale() == "linear"  # alpha includes 0: no log scale
     best_dot = axes[0].collections[1].get_offsets()
     assert best_dot.tolist() == [[0.1, 0.642]]
-    compare_runs.plt.close(fig)
 
 
 def test_plot_needs_a_numeric_param_that_varies(wine_like_runs, tmp_path, capsys):

@@ -7,9 +7,25 @@ import pytest
 from conftest import all_runs, sqlite_uri
 
 import track_training_curves
+import workshop_store
 
-EPOCHS = 12  # more than LOG_EVERY_EPOCHS, so the points go out in two batches
+EPOCHS = 12
+# Smaller than the lesson's 1,000 so that 48 points go out in three calls.
+BATCH_POINTS = 20
 STEP_METRICS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+
+
+def watch_log_batch(patch):
+    """Record (run id, metric keys) of every ``MlflowClient.log_batch`` call from now on."""
+    calls = []
+    original_log_batch = mlflow.MlflowClient.log_batch
+
+    def watched_log_batch(self, run_id, metrics=(), *args, **kwargs):
+        calls.append((run_id, [metric.key for metric in metrics]))
+        return original_log_batch(self, run_id, metrics, *args, **kwargs)
+
+    patch.setattr(mlflow.MlflowClient, "log_batch", watched_log_batch)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +34,12 @@ def curves_store(tmp_path_factory, empty_store_template):
     folder = tmp_path_factory.mktemp("curves")
     shutil.copyfile(empty_store_template, folder / "mlflow.db")
     uri = sqlite_uri(folder / "mlflow.db")
-    batches = []
-    original_log_batch = mlflow.MlflowClient.log_batch
-
-    def watched_log_batch(self, run_id, metrics=(), *args, **kwargs):
-        batches.append((run_id, [metric.key for metric in metrics]))
-        return original_log_batch(self, run_id, metrics, *args, **kwargs)
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(folder)
-        patch.setattr(mlflow.MlflowClient, "log_batch", watched_log_batch)
+        batches = watch_log_batch(patch)
+        patch.setattr(track_training_curves, "LOG_BATCH_POINTS", BATCH_POINTS)
+        patch.setattr(track_training_curves, "LOG_EVERY_SECONDS", 3600)  # only the count rule
         result = track_training_curves.main(["--epochs", str(EPOCHS)])
     return {"uri": uri, "folder": folder, "batches": batches, **result}
 
@@ -66,16 +77,33 @@ def test_every_epoch_is_one_step_of_each_metric(curves, curves_client):
     assert all(0 <= value <= 1 for value in history["train_accuracy"])
 
 
-def test_step_metrics_go_out_in_batches(curves):
-    """Two log_batch calls for 48 points, not 48 round trips."""
-    # MLflow's own log_params/log_metrics also go through log_batch: skip those.
-    step_batches = [
-        keys
-        for run_id, keys in curves["batches"]
-        if run_id == curves["run_id"] and set(keys) & set(STEP_METRICS)
+def step_batches(batches, run_id):
+    """The sizes of the log_batch calls that carried step metrics to ``run_id``.
+
+    MLflow's own log_params/log_metrics also go through log_batch: skip those.
+    """
+    return [
+        len(keys)
+        for batch_run_id, keys in batches
+        if batch_run_id == run_id and set(keys) & set(STEP_METRICS)
     ]
-    assert [len(keys) for keys in step_batches] == [40, 8]
-    assert {key for keys in step_batches for key in keys} == set(STEP_METRICS)
+
+
+def test_step_metrics_go_out_in_batches(curves):
+    """A call when BATCH_POINTS are waiting and one for the rest: 3 calls for 48 points."""
+    assert step_batches(curves["batches"], curves["run_id"]) == [20, 20, 8]
+
+
+def test_a_slow_training_still_sends_its_points_every_few_seconds(tracking_store, monkeypatch):
+    """Once LOG_EVERY_SECONDS have passed, the waiting points go out, however few."""
+    batches = watch_log_batch(monkeypatch)
+    monkeypatch.setattr(track_training_curves, "LOG_EVERY_SECONDS", 0)  # every epoch is "slow"
+    args = track_training_curves.parse_args(["--epochs", "3"])
+    workshop_store.connect()  # as main() does: MlflowClient() then uses this store
+    run_id = mlflow.MlflowClient().create_run("0").info.run_id
+    data = track_training_curves.load_data(args.seed)
+    track_training_curves.train_with_curves(args, run_id, *data)
+    assert step_batches(batches, run_id) == [4, 4, 4]
 
 
 def test_params_and_summary_metrics(curves, curves_client):
