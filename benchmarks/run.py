@@ -5,6 +5,8 @@ Run from the repository root, on a machine that is otherwise idle:
     python -m benchmarks.run                 # everything except set-up, ~15 min on 2 cores
     python -m benchmarks.run --setup         # also time a new venv + pip install + demo.py
     python -m benchmarks.run --quick --only demo --output /tmp/bench.md   # a smoke test
+    python -m benchmarks.run --setup --json raw.json   # keep the raw measurements, then
+    python -m benchmarks.run --setup --render raw.json # rewrite the report without measuring
 
 Every measurement runs in a fresh process against a fresh store in a temporary
 folder (the repository's own mlflow.db is never touched), with MLflow's
@@ -31,6 +33,7 @@ import ast
 import contextlib
 import http.client
 import json
+import math
 import os
 import platform
 import pstats
@@ -1130,29 +1133,40 @@ class Report:
                 f"go out {data['lesson_batch']:,} per call.",
                 "",
             )
+            missed = []
             for block, where in (("sqlite", "SQLite"), ("server", "a local tracking server")):
                 seconds = step_seconds(data, block, "batch_lesson")
-                if seconds is not None:
-                    self.targets.append(
-                        (
-                            f"{points:,} step points < {TARGET_STEP_SECONDS:g} s the way the "
-                            f"training-curve lesson logs them, {where}",
-                            f"{seconds:.2f} s",
-                            seconds < TARGET_STEP_SECONDS,
-                        )
-                    )
-            for block, where in (("sqlite", "SQLite"), ("server", "the tracking server")):
-                seconds = step_seconds(data, block, "batch_lesson")
-                if seconds is None or seconds < TARGET_STEP_SECONDS:
+                if seconds is None:
                     continue
-                calls = points / data["lesson_batch"]
-                big = step_seconds(data, block, "batch_1000")
+                met = seconds < TARGET_STEP_SECONDS
+                self.targets.append(
+                    (
+                        f"{points:,} step points < {TARGET_STEP_SECONDS:g} s the way the "
+                        f"training-curve lesson logs them, {where}",
+                        f"{seconds:.2f} s",
+                        met,
+                    )
+                )
+                if not met:
+                    calls = math.ceil(points / data["lesson_batch"])
+                    missed.append(
+                        f"on {where} {calls} calls took {seconds:.2f} s, "
+                        f"{seconds / calls * 1000:.0f} ms per call"
+                    )
+            if missed:
+                fewest = data["lesson_batch"] >= 1000
                 self.add(
-                    f"Why the target is missed on {where}: {calls:.0f} calls of "
-                    f"{data['lesson_batch']} points take {seconds / calls * 1000:.1f} ms each,",
-                    "and each call is one request and one database transaction, however few",
-                    "points it carries. The same points in calls of 1,000 took "
-                    + (f"{big:.2f} s." if big is not None else "far less."),
+                    "Why the target is missed: "
+                    + "; ".join(missed)
+                    + ". "
+                    + (
+                        "The lesson already makes as few calls as MLflow allows (1,000 metrics "
+                        "per request); what remains is MLflow's work for each point, in its "
+                        "SQLAlchemy store (profile below). With a tracking server the same work "
+                        "happens in the server, plus encoding, sending and decoding JSON."
+                        if fewest
+                        else "Larger batches (up to 1,000 metrics per request) make fewer calls."
+                    ),
                     "",
                 )
         if data.get("batch_profile"):
@@ -1546,6 +1560,13 @@ def parse_args(argv):
         "--output", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="report path"
     )
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the report from measurements saved with --json "
+        "(pass the flags of that run too)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile runs")
     options = parser.parse_args(argv)
@@ -1569,6 +1590,10 @@ def parse_args(argv):
 
 def main(argv=None):
     options = parse_args(argv)
+    if options.render:
+        options.output.write_text(Report(json.loads(options.render.read_text()), options).render())
+        progress(f"wrote {options.output} from {options.render}")
+        return None
     results = {"machine": machine_info()}
     progress(f"load average {results['machine']['load']}; results go to {options.output}")
     workspace = Workspace(keep=options.keep)

@@ -1,6 +1,7 @@
 """Fixtures shared by the tests: a throwaway tracking store, the real wine data,
 and the rule for things a laptop may lack (skip there, fail in CI)."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -62,6 +63,33 @@ def tracking_store(tmp_path, monkeypatch, empty_store_template):
     yield uri
     if mlflow.active_run():  # a test that failed mid-run must not leak it to the next
         mlflow.end_run("FAILED")
+
+
+def new_store(tmp_path_factory, empty_store_template, name):
+    """A new folder ``name`` holding an empty store; returns the folder and the store's URI.
+
+    For a module-wide store: one fixture fills it, many tests read it.
+    """
+    folder = tmp_path_factory.mktemp(name)
+    shutil.copyfile(empty_store_template, folder / "mlflow.db")
+    return folder, sqlite_uri(folder / "mlflow.db")
+
+
+@contextlib.contextmanager
+def using_store(uri, folder):
+    """Inside the block, the scripts and MLflow use the store at ``uri``, run from ``folder``.
+
+    Yields the MonkeyPatch that does it, for more patches that end with the block.
+    """
+    previous_uri = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield patch
+        finally:
+            mlflow.set_tracking_uri(previous_uri)
 
 
 @pytest.fixture

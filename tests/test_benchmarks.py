@@ -52,6 +52,13 @@ def test_quick_run_measures_demo_and_compare_runs(tmp_path):
     assert "| Target | Measured | Met |" in report
     assert "python -m benchmarks.run --quick" in report
 
+    # The same report again from the saved measurements, without measuring.
+    rendered = tmp_path / "rendered.md"
+    harness.main(
+        ["--quick", "--only", "demo,compare", "--render", str(raw), "--output", str(rendered)]
+    )
+    assert rendered.read_text() == report
+
 
 def test_step_metrics_stores_every_point_with_every_method(tmp_path):
     result = tmp_path / "steps.json"

@@ -1,11 +1,9 @@
 """load_model.py: every model URI form, held-out rows, and one-sentence errors."""
 
-import shutil
-
 import mlflow
 import numpy as np
 import pytest
-from conftest import SHARED_WINE_CSV, require, run_script, sqlite_uri
+from conftest import SHARED_WINE_CSV, new_store, require, run_script, using_store
 
 import demo
 import load_model
@@ -16,12 +14,8 @@ import workshop_store
 def models(tmp_path_factory, empty_store_template):
     """One store for the whole module: two demo models (one registered twice, with an
     alias), a small iris sweep, and a wine model when the real wine data is here."""
-    folder = tmp_path_factory.mktemp("load_model")
-    shutil.copyfile(empty_store_template, folder / "mlflow.db")
-    uri = sqlite_uri(folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
+    folder, uri = new_store(tmp_path_factory, empty_store_template, "load_model")
+    with using_store(uri, folder):
         older = demo.main(["--n-estimators", "3", "--max-depth", "2"])
         newest = demo.main(["--n-estimators", "4", "--test-size", "0.3", "--seed", "7"])
         workshop_store.connect()
@@ -48,10 +42,9 @@ def models(tmp_path_factory, empty_store_template):
 
 
 @pytest.fixture
-def store(models, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", models["uri"])
-    monkeypatch.chdir(models["folder"])
-    return models
+def store(models):
+    with using_store(models["uri"], models["folder"]):
+        yield models
 
 
 def assert_own_predictions(result, features):

@@ -1,10 +1,8 @@
 """track_training_curves.py: step metrics, the other logging calls, and autolog."""
 
-import shutil
-
 import mlflow
 import pytest
-from conftest import all_runs, sqlite_uri
+from conftest import all_runs, new_store, using_store
 
 import track_training_curves
 import workshop_store
@@ -31,12 +29,8 @@ def watch_log_batch(patch):
 @pytest.fixture(scope="module")
 def curves_store(tmp_path_factory, empty_store_template):
     """One training run shared by the tests that only read it, with log_batch watched."""
-    folder = tmp_path_factory.mktemp("curves")
-    shutil.copyfile(empty_store_template, folder / "mlflow.db")
-    uri = sqlite_uri(folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
+    folder, uri = new_store(tmp_path_factory, empty_store_template, "curves")
+    with using_store(uri, folder) as patch:
         batches = watch_log_batch(patch)
         patch.setattr(track_training_curves, "LOG_BATCH_POINTS", BATCH_POINTS)
         patch.setattr(track_training_curves, "LOG_EVERY_SECONDS", 3600)  # only the count rule
@@ -45,14 +39,10 @@ def curves_store(tmp_path_factory, empty_store_template):
 
 
 @pytest.fixture
-def curves(curves_store, monkeypatch):
+def curves(curves_store):
     """Point this test at the shared run's store."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", curves_store["uri"])
-    monkeypatch.chdir(curves_store["folder"])
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(curves_store["uri"])
-    yield curves_store
-    mlflow.set_tracking_uri(previous_uri)
+    with using_store(curves_store["uri"], curves_store["folder"]):
+        yield curves_store
 
 
 @pytest.fixture

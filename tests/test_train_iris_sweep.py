@@ -1,10 +1,8 @@
 """train_iris_sweep.py: the sweep's runs, the registered versions and the champion alias."""
 
-import shutil
-
 import mlflow
 import pytest
-from conftest import all_runs, sqlite_uri
+from conftest import all_runs, new_store, using_store
 
 import train_iris_sweep
 
@@ -17,25 +15,17 @@ SMALL_GRID = "2:2,3:1,5:4,1:1"
 @pytest.fixture(scope="module")
 def sweep_store(tmp_path_factory, empty_store_template):
     """One sweep shared by the tests that only read it: a sweep takes seconds."""
-    folder = tmp_path_factory.mktemp("iris_sweep")
-    shutil.copyfile(empty_store_template, folder / "mlflow.db")
-    uri = sqlite_uri(folder / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
+    folder, uri = new_store(tmp_path_factory, empty_store_template, "iris_sweep")
+    with using_store(uri, folder):
         result = train_iris_sweep.main(["--grid", SMALL_GRID])
     return {"uri": uri, "folder": folder, **result}
 
 
 @pytest.fixture
-def sweep(sweep_store, monkeypatch):
+def sweep(sweep_store):
     """Point this test, and the scripts it calls, at the shared sweep's store."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", sweep_store["uri"])
-    monkeypatch.chdir(sweep_store["folder"])
-    previous_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(sweep_store["uri"])
-    yield sweep_store
-    mlflow.set_tracking_uri(previous_uri)
+    with using_store(sweep_store["uri"], sweep_store["folder"]):
+        yield sweep_store
 
 
 @pytest.fixture
