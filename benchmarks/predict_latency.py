@@ -47,7 +47,7 @@ def main(argv=None):
     pyfunc_model = mlflow.pyfunc.load_model(args.model_uri)
     sklearn_model = mlflow.sklearn.load_model(args.model_uri)
     n_jobs = sklearn_model.get_params().get("n_jobs", "absent")
-    result = {"n_jobs": n_jobs}
+    result = {"n_jobs": n_jobs, "n_estimators": sklearn_model.get_params().get("n_estimators")}
     for size in (1, 100):
         rows = features.head(size)
         result[f"pyfunc_{size}"] = median_ms(lambda r=rows: pyfunc_model.predict(r), args.repeats)
