@@ -779,6 +779,19 @@ def load_average():
     return None
 
 
+def reference_seconds():
+    """Seconds for a fixed piece of pure-Python work: how fast the machine is right now.
+
+    On a shared virtual machine the same work can take noticeably longer at one
+    moment than at another, idle or not; timing this before each section shows it.
+    """
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return round(time.perf_counter() - started, 3)
+
+
 # ---------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------
@@ -929,7 +942,25 @@ class Report:
                 "included: "
                 + ", ".join(f"{name} {load[0]}" for name, load in loads.items() if load)
             )
-        busiest = max([load[0] for load in loads.values() if load] or [0])
+        speeds = machine.get("section_speed") or {}
+        if speeds:
+            self.add(
+                "- A fixed piece of pure-Python work (`reference_seconds` in `benchmarks/run.py`) "
+                "took "
+                + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in speeds.items())
+                + " as each section started"
+            )
+        # The step and serving sections run a server and a client at once, so the
+        # next section starts with the load average raised by the benchmark itself.
+        names = list(loads)
+        busiest = max(
+            [
+                load[0]
+                for index, load in enumerate(loads.values())
+                if load and not (index and names[index - 1] in ("steps", "serving"))
+            ]
+            or [0]
+        )
         if start and start[0] > 0.5:
             self.add(
                 "",
@@ -942,6 +973,14 @@ class Report:
                 f"**Other work started during the run (load average up to {busiest} while the",
                 "benchmark itself adds about 1): some figures are inflated. Rerun the command",
                 "above on an idle machine.**",
+            )
+        if speeds and max(speeds.values()) > 1.3 * min(speeds.values()):
+            self.add(
+                "",
+                "**The machine's own speed varied during the run: the same work took "
+                f"{max(speeds.values()) / min(speeds.values()):.1f}× as long at its slowest as "
+                "at its fastest. Compare figures measured side by side (each table's workshop "
+                "and baseline rows, which alternate) rather than across sections.**",
             )
         self.add("")
 
@@ -1612,6 +1651,7 @@ def main(argv=None):
     try:
         for section in options.sections:
             results["machine"].setdefault("section_loads", {})[section] = load_average()
+            results["machine"].setdefault("section_speed", {})[section] = reference_seconds()
             try:
                 if section in sections:
                     results[section] = bench_script(sections[section], options, workspace, kept)

@@ -107,6 +107,8 @@ def test_report_shows_every_section_and_flags_missed_targets():
     assert "| `demo.py` ≤ 0.6× its baseline (warm) | 0.40× | yes |" in report
     assert "| Serving p50 < 15 ms for one row | 20.0 ms | **no** |" in report
     assert "Skipped: no wine data" in report
+    # The same fixed work took 1.5x as long in one section: the report says so.
+    assert "took 1.5× as long at its slowest" in report
     # compare_runs: 1.5 s against 2.0 s is 0.75x (missed), explained by the store's floor.
     assert "the least any script that reads this store takes" in report
     assert "is 1.20 s" in report
@@ -148,6 +150,7 @@ def fake_results():
             "packages": {"mlflow": "3.17.2"},
             "load": [0.1, 0.1, 0.1],
             "load_end": [0.1, 0.1, 0.1],
+            "section_speed": {"demo": 0.3, "compare": 0.45},
             "date": "today",
         },
         "demo": {"runs": sides(2.0, 5.0), "args": []},
