@@ -247,8 +247,8 @@ def params_vs_metric_figure(runs, metric, lower_is_better, title):
     params = numeric_params(runs)
     if not params:
         return None
-    # Imported here, not at the top, because only --plot needs it (it takes
-    # half a second). A bare Figure, without pyplot, draws straight to a file:
+    # Imported here, not at the top, because only --plot needs it (importing it
+    # takes about 0.4 s). A bare Figure, without pyplot, draws straight to a file:
     # no window, no figure to close.
     from matplotlib.figure import Figure
 
