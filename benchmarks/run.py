@@ -458,15 +458,19 @@ def lesson_batch_size():
     return batch, len(names) if names else 4
 
 
-def step_worker(uri, folder, options, lesson_batch, metrics):
+def step_worker(uri, folder, options, lesson_batch, metrics, methods=None, profile=None):
+    """Run benchmarks/step_metrics.py once; ``profile``: also write a cProfile there."""
     result = Path(folder) / f".steps-{time.monotonic_ns()}.json"
-    methods = "per_value,per_step,batch_1000,async,async_buffered"
-    if lesson_batch:
-        methods += ",batch_lesson"
+    if methods is None:
+        methods = "per_value,per_step,batch_1000,async,async_buffered"
+        if lesson_batch:
+            methods += ",batch_lesson"
     command = [PYTHON, str(BENCH_DIR / "step_metrics.py"), "--tracking-uri", uri]
     command += ["--points", str(options.points), "--budget", str(options.budget)]
     command += ["--metrics", str(metrics), "--methods", methods, "--result", str(result)]
     command += ["--lesson-batch", str(lesson_batch or 1000)]
+    if profile:
+        command += ["--profile", str(profile)]
     done = subprocess.run(command, cwd=folder, env=child_env(), capture_output=True, text=True)
     if done.returncode != 0:
         raise BenchmarkError(f"step_metrics.py failed:\n{done.stdout[-1500:]}{done.stderr[-3000:]}")
@@ -487,12 +491,8 @@ def bench_steps(options, workspace):
     folder = workspace.new("steps-profile")
     profile = folder / "log_batch.prof"
     uri = "sqlite:///" + (folder / "steps.db").as_posix()
-    command = [PYTHON, str(BENCH_DIR / "step_metrics.py"), "--tracking-uri", uri]
-    command += ["--points", str(options.points), "--metrics", str(metrics)]
-    command += ["--methods", "batch_1000", "--result", str(folder / "profile.json")]
-    command += ["--profile", str(profile)]
-    done = subprocess.run(command, cwd=folder, env=child_env(), capture_output=True, text=True)
-    if done.returncode == 0:
+    with contextlib.suppress(BenchmarkError):  # the profile only adds detail to the report
+        step_worker(uri, folder, options, lesson_batch, metrics, "batch_1000", profile)
         stats = pstats.Stats(str(profile))
         results["batch_profile"] = selected_internals(stats, LOG_BATCH_INTERNALS)
     folder = workspace.new("steps-server")

@@ -156,7 +156,7 @@ def main(argv=None):
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--metrics", type=int, default=4, help="metric names per step")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per slow method")
-    parser.add_argument("--lesson-batch", type=int, default=40, help="points per lesson call")
+    parser.add_argument("--lesson-batch", type=int, default=1000, help="points per lesson call")
     parser.add_argument("--methods", help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--result", required=True, help="write the measurements here (JSON)")
     parser.add_argument("--profile", help="also write a cProfile of the measured calls here")
