@@ -10,6 +10,9 @@ times ``predict`` on one row and on 100 rows; then the same for the bare
 scikit-learn model as logged, and with ``n_jobs=1`` (one thread) if the model
 has an ``n_jobs`` setting, because a forest trained with ``n_jobs=-1`` also
 predicts with a pool of threads, which costs more than it saves on a few rows.
+With ``--largest-of NAME`` it also times one row through the bare forest of
+that registered model's version with the most trees, to show what the
+model's size costs.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
 
 
 def median_ms(function, repeats):
@@ -38,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--model-uri", required=True)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--result", required=True)
+    parser.add_argument("--largest-of", help="a registered model whose versions have n_estimators")
     args = parser.parse_args(argv)
 
     from sklearn.datasets import load_iris
@@ -59,6 +64,15 @@ def main(argv=None):
             result[f"sklearn_one_thread_{size}"] = median_ms(
                 lambda r=rows: sklearn_model.predict(r), args.repeats
             )
+    if args.largest_of:
+        versions = MlflowClient().search_model_versions(f"name = '{args.largest_of}'")
+        largest = max(versions, key=lambda v: int(v.tags.get("n_estimators", "0")))
+        forest = mlflow.sklearn.load_model(f"models:/{args.largest_of}/{largest.version}")
+        result["largest"] = {
+            "version": largest.version,
+            "n_estimators": forest.get_params().get("n_estimators"),
+            "sklearn_1": median_ms(lambda: forest.predict(features.head(1)), args.repeats),
+        }
     Path(args.result).write_text(json.dumps(result, indent=2))
     return result
 

@@ -112,6 +112,12 @@ def test_report_shows_every_section_and_flags_missed_targets():
     # compare_runs: 1.5 s against 2.0 s is 0.75x (missed), explained by the store's floor.
     assert "the least any script that reads this store takes" in report
     assert "is 1.20 s" in report
+    # serving: 20 ms - 8 ms in-process leaves 12 ms for the server; 10 trees at 200 µs each
+    # means at most 15 trees fit in 15 ms. The sweep's 200-tree forest shows what size costs.
+    assert "2.0 ms of it the forest's own `predict` (10 trees, 200 µs each)" in report
+    assert "would have at most about 15 trees" in report
+    assert "largest forest (200 trees, version 4) takes 15.0 ms" in report
+    assert "**Serve the smallest model that is as good.**" in report
 
 
 def fake_run(wall):
@@ -175,8 +181,19 @@ def fake_results():
             "args": ["--max-results", "30"],
         },
         "serving": {
-            side: {"startup": 4.0, 1: [serving_block], 100: [serving_block]}
-            for side in ("workshop", "baseline")
+            "workshop": {
+                "startup": 4.0,
+                1: [serving_block],
+                100: [serving_block],
+                "in_process": {
+                    "n_jobs": None,
+                    "n_estimators": 10,
+                    **{f"pyfunc_{size}": 8.0 for size in (1, 100)},
+                    **{f"sklearn_{size}": 2.0 for size in (1, 100)},
+                    "largest": {"version": "4", "n_estimators": 200, "sklearn_1": 15.0},
+                },
+            },
+            "baseline": {"startup": 4.0, 1: [serving_block], 100: [serving_block]},
         },
         "setup": {"steps": {"python -m venv": 3.0}, "pip_cache_mb": 10, "packages": 90},
     }

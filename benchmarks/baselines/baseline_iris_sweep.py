@@ -40,7 +40,7 @@ TAGS = {"team": "ml-workshop", "project": "iris-species", "model_family": "rando
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--grid", default="50:3,100:5,150:7,200:10")
+    parser.add_argument("--grid", default="10:2,50:3,100:5,200:10")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     grid = [tuple(int(x) for x in pair.split(":")) for pair in args.grid.split(",")]
