@@ -625,10 +625,10 @@ def load_test(port, body, requests, warmup, path="/invocations"):
 def ensure_iris_stores(options, workspace, kept):
     """The folders holding a registered iris champion: from the sweep section, or made now."""
     stores = {}
-    grid = ["--grid", "5:2,10:3"]
-    for side, script in (
-        ("workshop", "train_iris_sweep.py"),
-        ("baseline", "baseline_iris_sweep.py"),
+    sweep = next(case for case in script_cases(options) if case.key == "sweep")
+    for side, script, args in (
+        ("workshop", "train_iris_sweep.py", sweep.args),
+        ("baseline", "baseline_iris_sweep.py", sweep.baseline_args),
     ):
         if ("sweep", side) in kept:
             stores[side] = kept[("sweep", side)][0]
@@ -637,7 +637,7 @@ def ensure_iris_stores(options, workspace, kept):
         scripts = workshop_scripts() if side == "workshop" else [BASELINES / script]
         folder = workspace.new(f"serving-{side}", scripts)
         path = folder / script
-        run_phased(path, grid, folder)
+        run_phased(path, args, folder)
         stores[side] = folder
     return stores
 
