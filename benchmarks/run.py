@@ -370,6 +370,15 @@ def selected_internals(stats, wanted):
     return found
 
 
+# The same calls against a tracking server, seen from the client: the server's
+# work (the store's, as above, plus decoding JSON) is inside the HTTP wait.
+LOG_BATCH_SERVER_INTERNALS = [
+    ("`MlflowClient.log_batch`, all of it", "mlflow/tracking/client.py", "log_batch"),
+    ("client: points to protobuf messages", "mlflow/entities/metric.py", "to_proto"),
+    ("client: protobuf to JSON", "mlflow/utils/proto_json_utils.py", "message_to_json"),
+    ("HTTP: send, wait for the server, read", "mlflow/utils/rest_utils.py", "http_request"),
+]
+
 LOG_BATCH_INTERNALS = [
     ("`MlflowClient.log_batch`, all of it", "mlflow/tracking/client.py", "log_batch"),
     (
@@ -509,6 +518,12 @@ def bench_steps(options, workspace):
         for repetition in range(options.repeat):
             progress(f"step metrics, tracking server ({repetition + 1}/{options.repeat})")
             results["server"].append(step_worker(url, folder, options, lesson_batch, metrics))
+        progress("step metrics, tracking server: profiling log_batch")
+        profile = folder / "log_batch.prof"
+        with contextlib.suppress(BenchmarkError):
+            step_worker(url, folder, options, lesson_batch, metrics, "batch_1000", profile)
+            stats = pstats.Stats(str(profile))
+            results["server_batch_profile"] = selected_internals(stats, LOG_BATCH_SERVER_INTERNALS)
     return results
 
 
@@ -1216,6 +1231,16 @@ class Report:
                 "",
             )
             self.table(["Step", "seconds"], [[n, f"{t:.2f}"] for n, t in data["batch_profile"]])
+        if data.get("server_batch_profile"):
+            self.add(
+                "The same against the tracking server, seen from the client (cProfile,",
+                "cumulative seconds). Most of the time is spent waiting for the server's answer:",
+                "the server does the SQLAlchemy store's work above, after decoding the JSON.",
+                "",
+            )
+            self.table(
+                ["Step", "seconds"], [[n, f"{t:.2f}"] for n, t in data["server_batch_profile"]]
+            )
         if "server_startup" in data:
             self.add(f"The tracking server took {data['server_startup']:.1f} s to start.", "")
 

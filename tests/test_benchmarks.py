@@ -118,6 +118,8 @@ def test_report_shows_every_section_and_flags_missed_targets():
     assert "would have at most about 15 trees" in report
     assert "largest forest (200 trees, version 4) takes 15.0 ms" in report
     assert "**Serve the smallest model that is as good.**" in report
+    # step metrics against a server: where the client's time goes.
+    assert "| HTTP: send, wait for the server, read | 1.50 |" in report
 
 
 def fake_run(wall):
@@ -168,6 +170,7 @@ def fake_results():
             "sqlite": [[step]],
             "server": [[step]],
             "server_startup": 3.0,
+            "server_batch_profile": [["HTTP: send, wait for the server, read", 1.5]],
         },
         "compare": {
             "runs": {
