@@ -486,6 +486,15 @@ def step_worker(uri, folder, options, lesson_batch, metrics, methods=None, profi
     return json.loads(result.read_text())
 
 
+def profile_log_batch(uri, folder, options, lesson_batch, metrics, internals):
+    """The ``internals`` of one profiled ``log_batch`` run, or None if it failed."""
+    profile = Path(folder) / "log_batch.prof"
+    with contextlib.suppress(BenchmarkError):  # a profile only adds detail to the report
+        step_worker(uri, folder, options, lesson_batch, metrics, "batch_1000", profile)
+        return selected_internals(pstats.Stats(str(profile)), internals)
+    return None
+
+
 def bench_steps(options, workspace):
     lesson_batch, metrics = lesson_batch_size()
     results = {"lesson_batch": lesson_batch, "metrics": metrics, "points": options.points}
@@ -498,12 +507,10 @@ def bench_steps(options, workspace):
         results["sqlite"].append(step_worker(uri, folder, options, lesson_batch, metrics))
     progress("step metrics, SQLite: profiling log_batch")
     folder = workspace.new("steps-profile")
-    profile = folder / "log_batch.prof"
     uri = "sqlite:///" + (folder / "steps.db").as_posix()
-    with contextlib.suppress(BenchmarkError):  # the profile only adds detail to the report
-        step_worker(uri, folder, options, lesson_batch, metrics, "batch_1000", profile)
-        stats = pstats.Stats(str(profile))
-        results["batch_profile"] = selected_internals(stats, LOG_BATCH_INTERNALS)
+    results["batch_profile"] = profile_log_batch(
+        uri, folder, options, lesson_batch, metrics, LOG_BATCH_INTERNALS
+    )
     folder = workspace.new("steps-server")
     port = free_port()
     command = [str(SCRIPTS_DIR / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
@@ -519,11 +526,9 @@ def bench_steps(options, workspace):
             progress(f"step metrics, tracking server ({repetition + 1}/{options.repeat})")
             results["server"].append(step_worker(url, folder, options, lesson_batch, metrics))
         progress("step metrics, tracking server: profiling log_batch")
-        profile = folder / "log_batch.prof"
-        with contextlib.suppress(BenchmarkError):
-            step_worker(url, folder, options, lesson_batch, metrics, "batch_1000", profile)
-            stats = pstats.Stats(str(profile))
-            results["server_batch_profile"] = selected_internals(stats, LOG_BATCH_SERVER_INTERNALS)
+        results["server_batch_profile"] = profile_log_batch(
+            url, folder, options, lesson_batch, metrics, LOG_BATCH_SERVER_INTERNALS
+        )
     return results
 
 
