@@ -2,9 +2,11 @@
 
 Used by ``benchmarks/run.py``, one fresh process per measurement:
 
-    python benchmarks/phases.py RESULT.json SCRIPT.py [script arguments...]
+    python benchmarks/phases.py [--no-gc-freeze] RESULT.json SCRIPT.py [script arguments...]
 
 The script is imported from its own folder and its ``main(argv)`` is called.
+``--no-gc-freeze`` turns ``gc.freeze()`` into a no-op first, to measure what
+the workshop's freezing (see workshop_store.py) saves.
 Every second of the process is put into exactly one phase:
 
 - ``import``: loading Python code, both the script's own imports and the
@@ -33,6 +35,7 @@ STARTED_AT = time.time()  # before anything else is imported: when Python got he
 
 import builtins  # noqa: E402
 import functools
+import gc
 import importlib
 import json
 import sys
@@ -226,9 +229,15 @@ def run(script, argv):
 
 
 def main():
-    if len(sys.argv) < 3:
-        raise SystemExit("usage: python benchmarks/phases.py RESULT.json SCRIPT.py [ARGS...]")
-    result_path, script, *argv = sys.argv[1:]
+    args = sys.argv[1:]
+    if args[:1] == ["--no-gc-freeze"]:
+        args = args[1:]
+        gc.freeze = lambda: None
+    if len(args) < 2:
+        raise SystemExit(
+            "usage: python benchmarks/phases.py [--no-gc-freeze] RESULT.json SCRIPT.py [ARGS...]"
+        )
+    result_path, script, *argv = args
     result = run(script, argv)
     result["finished_at"] = time.time()  # what comes after this is the interpreter's exit
     Path(result_path).write_text(json.dumps(result, indent=2))

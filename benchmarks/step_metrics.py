@@ -19,6 +19,7 @@ in the result).
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import time
@@ -172,6 +173,7 @@ def main(argv=None):
     mlflow.set_tracking_uri(args.tracking_uri)
     experiment_id = mlflow.set_experiment("step-metric-throughput").experiment_id
     MlflowClient().search_runs([experiment_id], max_results=1)  # connect before timing
+    gc.freeze()  # as the lesson scripts do after their imports (see workshop_store.py)
     chosen = args.methods.split(",") if args.methods else list(METHODS)
     profiler = cProfile.Profile() if args.profile else None
     results = []

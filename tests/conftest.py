@@ -2,6 +2,7 @@
 and the rule for things a laptop may lack (skip there, fail in CI)."""
 
 import contextlib
+import gc
 import os
 import shutil
 import subprocess
@@ -22,6 +23,18 @@ SHARED_WINE_CSV = REPO_ROOT.parent / "shared" / "data" / "winequality-red.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
+
+
+@pytest.fixture(autouse=True)
+def unfreeze_garbage_collector():
+    """Undo the scripts' ``gc.freeze()`` after each test.
+
+    A script freezes what is alive when it connects (see workshop_store). That
+    suits a script's own process; in the one process running all tests, it
+    would keep every earlier test's garbage for good.
+    """
+    yield
+    gc.unfreeze()
 
 
 def require(available, reason):
