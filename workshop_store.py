@@ -36,11 +36,12 @@ UI_COMMAND = "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 # The garbage collector. Python's full garbage collections walk every object
-# alive: after importing MLflow, pandas and scikit-learn some 300,000, which
-# live until the script ends anyway. ``gc.freeze()`` takes the objects alive
-# at that moment out of the collector's sight. The scripts freeze twice:
-# - in ``connect``, the first thing each script's ``main`` does, so that the
-#   collections while it works walk only what it created since;
+# alive: after importing MLflow, pandas and scikit-learn 150,000 to 300,000,
+# most of which live until the script ends anyway. ``gc.freeze()`` takes the
+# objects alive at that moment out of the collector's sight. The scripts
+# freeze twice:
+# - in ``connect``, which each script's ``main`` calls before its MLflow work,
+#   so that the collections during that work walk only what it created since;
 # - at exit, so that Python's last collection, about a second of work whose
 #   memory the operating system takes back anyway, skips them.
 # BENCHMARKS.md measures both.

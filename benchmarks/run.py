@@ -1574,8 +1574,9 @@ class Report:
                     for name in ("workshop", "workshop_no_freeze")
                 )
                 text += (
-                    "In `connect()`, the first thing each script's `main` does, after the "
-                    f"imports: compare_runs.py over {results['compare']['n_runs']:,} runs spent "
+                    "In `connect()`, which each script's `main` calls after the imports and "
+                    "before its MLflow work: compare_runs.py over "
+                    f"{results['compare']['n_runs']:,} runs spent "
                     f"{frozen:.2f} s between start-up and exit, {thawed:.2f} s with `gc.freeze()` "
                     "turned off. "
                 )
