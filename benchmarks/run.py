@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import pstats
+import resource
 import shutil
 import signal
 import socket
@@ -80,6 +81,9 @@ STRIPPED_ENV = (
 )
 # The benchmark keeps about one core busy (two while a server and a client run).
 BUSY_DURING_RUN = 2.5
+# Say so in the report when script processes read at least this many megabytes
+# from disk (a median): their imports were slowed by a cold file cache.
+DISK_READ_NOTE_MB = 5
 TARGET_RATIO = 0.6
 TARGET_STEP_SECONDS = 1.0
 TARGET_COMPARE_SECONDS = 2.0
@@ -151,11 +155,14 @@ def run_phased(script, args, cwd, timeout=900, gc_freeze=True):
     command = [PYTHON, str(BENCH_DIR / "phases.py")]
     command += [] if gc_freeze else ["--no-gc-freeze"]
     command += [str(result_path), str(script), *args]
+    reads_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock
     spawned, started = time.time(), time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=timeout
     )
     wall = time.perf_counter() - started
+    # Blocks of 512 bytes the process read from disk rather than the file cache.
+    blocks_read = resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock - reads_before
     ended = spawned + wall
     if done.returncode != 0 or not result_path.is_file():
         raise BenchmarkError(
@@ -174,6 +181,7 @@ def run_phased(script, args, cwd, timeout=900, gc_freeze=True):
         "phases": phases,
         "calls": measured["calls"],
         "all_calls": measured["all_calls"],
+        "disk_read_mb": blocks_read * 512 / 1e6,
         "stdout": done.stdout[-4000:],
     }
 
@@ -847,6 +855,23 @@ def median_wall(runs):
     return statistics.median(walls(runs))
 
 
+def disk_reads(results):
+    """Megabytes each script process read from disk, over every section's runs."""
+
+    def found(value):
+        if isinstance(value, dict):
+            if "disk_read_mb" in value:
+                yield value["disk_read_mb"]
+            else:
+                for item in value.values():
+                    yield from found(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from found(item)
+
+    return list(found({key: results[key] for key in SECTIONS if key in results}))
+
+
 def phase_medians(runs):
     return {
         phase: statistics.median(run["phases"].get(phase, 0.0) for run in runs) for phase in PHASES
@@ -930,7 +955,7 @@ class Report:
             "```",
             "",
         )
-        self.machine_section(self.results["machine"])
+        self.machine_section(self.results["machine"], disk_reads(self.results))
         targets_at = len(self.lines)
         for section in SECTIONS:
             if section in self.results:
@@ -950,7 +975,7 @@ class Report:
             flags.append(f"--repeat {self.options.repeat}")
         return "".join(f" {flag}" for flag in flags)
 
-    def machine_section(self, machine):
+    def machine_section(self, machine, reads):
         packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
         start, end = machine["load"], machine.get("load_end")
         self.add(
@@ -977,6 +1002,13 @@ class Report:
                 "took "
                 + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in speeds.items())
                 + " as each section started"
+            )
+        if reads and statistics.median(reads) >= DISK_READ_NOTE_MB:
+            self.add(
+                f"- Each script process read {fmt_stat(reads, 'MB')} from disk: libraries "
+                "that the operating system's file cache no longer held. Importing them took "
+                "longer than on a machine whose cache keeps them, as a laptop's usually does "
+                "from the second run on."
             )
         # The step and serving sections run a server and a client at once, so the
         # next section starts with the load average raised by the benchmark itself.

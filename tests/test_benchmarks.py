@@ -38,6 +38,7 @@ def test_quick_run_measures_demo_and_compare_runs(tmp_path):
             # Every second of the process is in exactly one phase.
             assert sum(phases.values()) == pytest.approx(run["wall"], rel=0.02)
             assert phases["import"] > 0 and phases["tracking"] > 0 and phases["model"] > 0
+            assert run["disk_read_mb"] >= 0
     workshop, baseline = (
         results["demo"]["runs"][s]["warm"][0]["calls"] for s in ("workshop", "baseline")
     )
@@ -109,6 +110,8 @@ def test_report_shows_every_section_and_flags_missed_targets():
     assert "Skipped: no wine data" in report
     # The same fixed work took 1.5x as long in one section: the report says so.
     assert "took 1.5× as long at its slowest" in report
+    # Every script process read 30 MB from disk: the report says imports paid for it.
+    assert "- Each script process read 30.0 MB (30.0–30.0) from disk" in report
     # compare_runs: 1.5 s against 2.0 s is 0.75x (missed), explained by the store's floor.
     assert "the least any script that reads this store takes" in report
     assert "is 1.20 s" in report
@@ -132,6 +135,7 @@ def fake_run(wall):
         "wall": wall,
         "phases": dict.fromkeys(harness.PHASES, share),
         "calls": {"mlflow.log_params": {"count": 1, "seconds": 0.05}},
+        "disk_read_mb": 30.0,
     }
 
 
