@@ -777,6 +777,19 @@ def bench_setup(workspace):
     }
 
 
+LOCAL_PACKAGES = "a local folder of packages"
+
+
+def pip_source_kinds(sources):
+    """The kinds of places pip's settings name, not their addresses (the report is committed)."""
+    kinds = set()
+    for source in sources:  # "global.find-links='/opt/x'" or "PIP_INDEX_URL=https://..."
+        for value in source.split("=", 1)[-1].strip("'\"").split():
+            local = value.startswith(("file:", "/", ".", "~")) or bool(Path(value).drive)
+            kinds.add(LOCAL_PACKAGES if local else "a package index other than its default")
+    return sorted(kinds)
+
+
 # ---------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------
@@ -1492,15 +1505,19 @@ class Report:
         rows = [[name, fmt_seconds(seconds)] for name, seconds in data["steps"].items()]
         rows.append(["**total**", f"**{fmt_seconds(sum(data['steps'].values()))}**"])
         self.table(["Step", "time"], rows)
-        sources = data.get("pip_sources") or []
-        where = (
-            "pip's configuration on this machine points it at "
-            + ", ".join(f"`{source}`" for source in sources)
-            + ", so it may not have downloaded anything; over the network to PyPI expect longer."
-            if sources
-            else "pip downloaded from its default index (PyPI) unless its cache already held "
-            f"the wheels ({data['pip_cache_mb']:.0f} MB in the cache afterwards)."
-        )
+        kinds = pip_source_kinds(data.get("pip_sources") or [])
+        if LOCAL_PACKAGES in kinds:
+            where = (
+                f"pip's configuration on this machine points it at {' and '.join(kinds)}, so it "
+                "may not have downloaded anything; over the network to PyPI expect longer."
+            )
+        elif kinds:
+            where = f"pip's configuration on this machine points it at {kinds[0]}."
+        else:
+            where = (
+                "pip downloaded from its default index (PyPI) unless its cache already held "
+                f"the wheels ({data['pip_cache_mb']:.0f} MB in the cache afterwards)."
+            )
         self.add(
             f"Measured once; pip installed {data['packages']} packages. {where} The first",
             "`python demo.py` in a new environment also compiles every module it imports to",

@@ -125,6 +125,9 @@ def test_report_shows_every_section_and_flags_missed_targets():
     # the demo's exit, 0.40 s against the baseline's 1.00 s.
     assert "spent 1.20 s between start-up and exit, 1.44 s with `gc.freeze()` turned off" in report
     assert "0.40 s to exit per run, against 1.00 s for the baselines" in report
+    # Where pip installed from: the kind of place, never its address.
+    assert "points it at a local folder of packages" in report
+    assert "/somewhere" not in report
     # step metrics against a server: where the client's time goes.
     assert "| HTTP: send, wait for the server, read | 1.50 |" in report
 
@@ -207,5 +210,10 @@ def fake_results():
             },
             "baseline": {"startup": 4.0, 1: [serving_block], 100: [serving_block]},
         },
-        "setup": {"steps": {"python -m venv": 3.0}, "pip_cache_mb": 10, "packages": 90},
+        "setup": {
+            "steps": {"python -m venv": 3.0},
+            "pip_cache_mb": 10,
+            "packages": 90,
+            "pip_sources": ["global.find-links='/somewhere/wheels'"],
+        },
     }
