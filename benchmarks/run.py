@@ -868,21 +868,15 @@ def median_wall(runs):
     return statistics.median(walls(runs))
 
 
-def disk_reads(results):
-    """Megabytes each script process read from disk, over every section's runs."""
-
-    def found(value):
-        if isinstance(value, dict):
-            if "disk_read_mb" in value:
-                yield value["disk_read_mb"]
-            else:
-                for item in value.values():
-                    yield from found(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from found(item)
-
-    return list(found({key: results[key] for key in SECTIONS if key in results}))
+def disk_reads(value):
+    """Megabytes read from disk by each script process in ``value`` (results, at any depth)."""
+    if isinstance(value, dict):
+        if "disk_read_mb" in value:  # one run_phased() result
+            return [value["disk_read_mb"]]
+        value = list(value.values())
+    if isinstance(value, list):
+        return [megabytes for item in value for megabytes in disk_reads(item)]
+    return []
 
 
 def phase_medians(runs):
