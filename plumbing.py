@@ -1,0 +1,293 @@
+"""The workshop's plumbing: what every lesson needs that is not the lesson.
+
+Not a lesson itself; the lessons import it so that they can stay about MLflow.
+
+- Flag types: argparse ``type=`` functions that turn a bad value into one
+  sentence and exit code 2 before any run starts.
+- Where the runs go: ``MLFLOW_TRACKING_URI`` when set (a team server, say),
+  else a SQLite database ``mlflow.db`` and an artifact folder ``mlruns/`` at
+  the repository root, wherever a script is started from. (A relative
+  ``sqlite:///mlflow.db`` would make a second, empty store in whatever folder
+  you happen to be in, and `mlflow ui` would show nothing.)
+- The red-wine data: ``data/winequality-red.csv``, read and checked.
+- Where to look next: the lines that tell you how to see a run in the UI.
+"""
+
+import argparse
+import atexit
+import gc
+import os
+import signal
+import socket
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+REPO_ROOT = Path(__file__).resolve().parent
+
+# %%
+# Flag types
+# ----------
+
+
+def _number(convert, text):
+    try:
+        return convert(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def positive_int(text):
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
+def seed(text):
+    """scikit-learn and NumPy take seeds from 0 to 2**32 - 1."""
+    value = _number(int, text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 4294967295, got {text}")
+    return value
+
+
+def positive_number(text):
+    value = _number(float, text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def non_negative_number(text):
+    value = _number(float, text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
+def closed_fraction(text):
+    value = _number(float, text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (inclusive), got {text}")
+    return value
+
+
+def holdout_fraction(text):
+    """A share of rows to hold out: both parts must keep enough rows to learn and to score."""
+    value = _number(float, text)
+    if not 0.05 <= value <= 0.95:
+        raise argparse.ArgumentTypeError(f"must be between 0.05 and 0.95, got {text}")
+    return value
+
+
+def port_number(text):
+    value = _number(int, text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
+
+
+URI_FORMS = (
+    "models:/<model_id>, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>"
+)
+
+
+def model_uri(text):
+    scheme, _, rest = text.partition(":/")
+    if scheme not in ("models", "runs") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(f"expected {URI_FORMS}, got {text!r}")
+    return text
+
+
+# %%
+# Where the runs go
+# -----------------
+LOCAL_TRACKING_URI = "sqlite:///" + (REPO_ROOT / "mlflow.db").as_posix()
+LOCAL_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
+UI_URL = "http://127.0.0.1:5000"
+UI_COMMAND = "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000"
+
+# MLflow retries an unreachable server for minutes by default; a participant
+# should hear about a stopped server in seconds. Explicit settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+# Python's full garbage collections walk every live object: after importing
+# MLflow, pandas and scikit-learn 150,000 to 300,000, most of which live until
+# the script ends anyway. ``gc.freeze()`` hides the objects alive at that
+# moment from the collector: once in ``connect`` (after the imports) and once
+# at exit (Python's last collection would be about a second of work whose
+# memory the operating system takes back anyway). BENCHMARKS.md measures both.
+atexit.register(gc.freeze)
+
+
+def tracking_uri():
+    """The store this process logs to: MLFLOW_TRACKING_URI, else the repository's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_TRACKING_URI
+
+
+def is_local():
+    return tracking_uri() == LOCAL_TRACKING_URI
+
+
+def connect(missing_store_message=None):
+    """Point MLflow at the workshop's store and return its URI.
+
+    With ``missing_store_message``, a script that only reads stops with that
+    sentence when the local store does not exist yet. SIGTERM ends the
+    process like Ctrl+C does, so an active run is closed as FAILED instead of
+    staying RUNNING.
+    """
+    if missing_store_message and is_local() and not (REPO_ROOT / "mlflow.db").is_file():
+        raise SystemExit(missing_store_message)
+    gc.freeze()
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    uri = tracking_uri()
+    _check_server_answers(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _exit_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
+def _check_server_answers(uri):
+    """One sentence at once when nothing listens at a tracking server's address.
+
+    Without this, MLflow retries a stopped server, then prints a long chain of
+    connection errors.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    try:
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a malformed port: MLflow's own error says more
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return  # a proxy connects on our behalf
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        raise SystemExit(
+            f"Could not use the MLflow tracking store at {uri}: nothing answers at "
+            f"{host}:{port} ({error.strerror or error}); start the server or fix "
+            "MLFLOW_TRACKING_URI."
+        ) from None
+
+
+def use_experiment(name):
+    """Connect, then make ``name`` the active experiment, creating it if needed.
+
+    In the local store a new experiment keeps its artifacts in
+    ``<repo>/mlruns/<experiment name>/`` (MLflow's default, ``./mlruns/<id>``
+    under the *current* folder, would scatter them wherever a script was
+    started); on a tracking server the server decides. The experiment is
+    created here rather than by ``set_experiment`` alone: when several scripts
+    start at once and another creates it first, MLflow 3.17's
+    ``set_experiment`` returns it without making it active, and the run lands
+    in "Default".
+    """
+    uri = connect()
+    try:
+        if mlflow.get_experiment_by_name(name) is None:
+            _create_experiment(name)
+        return mlflow.set_experiment(name)
+    except MlflowException as error:
+        raise SystemExit(unreachable_message(uri, error)) from None
+
+
+def _create_experiment(name):
+    artifact_location = (LOCAL_ARTIFACT_ROOT / name).as_uri() if is_local() else None
+    try:
+        mlflow.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another script created it meanwhile
+            raise
+
+
+def unreachable_message(uri, error):
+    reason = str(error).splitlines()[0]
+    return f"Could not use the MLflow tracking store at {uri}: {reason}"
+
+
+# %%
+# The red-wine data
+# -----------------
+# P. Cortez et al., "Modeling wine preferences by data mining from
+# physicochemical properties", Decision Support Systems, 2009 (UCI, CC BY 4.0):
+# see data/README.md. UCI's own copy is semicolon-separated, ours
+# comma-separated; both are read.
+import csv
+
+import pandas as pd
+
+WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
+WINE_FEATURES = [
+    "fixed acidity",
+    "volatile acidity",
+    "citric acid",
+    "residual sugar",
+    "chlorides",
+    "free sulfur dioxide",
+    "total sulfur dioxide",
+    "density",
+    "pH",
+    "sulphates",
+    "alcohol",
+]
+WINE_TARGET = "quality"
+
+
+def load_wine_data(source=WINE_CSV):
+    """The red-wine table (all columns float) from a file or an http(s) URL.
+
+    Stops with one sentence when it cannot be read or is not this data set.
+    """
+    hint = "pass the red-wine CSV with --data"
+    try:
+        table = pd.read_csv(source, sep=None, engine="python", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SystemExit(f"There is no file {source}; {hint}.") from None
+    except (OSError, ValueError, csv.Error) as error:  # offline, not text, not a CSV, empty
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SystemExit(f"Could not read {source} as a CSV file ({reason}); {hint}.") from None
+    table.columns = table.columns.str.strip()
+    missing = [name for name in [*WINE_FEATURES, WINE_TARGET] if name not in table.columns]
+    if missing:
+        raise SystemExit(
+            f"{source} is not the red-wine quality data: it has no column {missing[0]!r}; {hint}."
+        )
+    wine = table[[*WINE_FEATURES, WINE_TARGET]].apply(pd.to_numeric, errors="coerce")
+    bad_rows = wine.index[(wine.isna() | wine.abs().eq(float("inf"))).any(axis=1)]
+    if wine.empty:
+        raise SystemExit(f"{source} has a header but no rows; {hint}.")
+    if len(bad_rows):
+        line = bad_rows[0] + 2  # 1-based, after the header line
+        raise SystemExit(f"{source} has a missing, non-numeric or infinite value on line {line}.")
+    # Float throughout, the target too: a regression predicts fractional scores.
+    return wine.astype(float)
+
+
+# %%
+# Where to look next
+# ------------------
+
+
+def where_to_look(run):
+    """Lines telling the participant how to see ``run`` in the MLflow UI."""
+    uri = tracking_uri()
+    path = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
+        return [f"See it in the UI: {uri.rstrip('/')}{path}"]
+    if is_local():
+        where, command = f"from {REPO_ROOT} run", UI_COMMAND
+    else:
+        where, command = "run", f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return [f"See it in the UI: {where}", f"  {command}", f"  then open {UI_URL}{path}"]
