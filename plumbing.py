@@ -21,16 +21,27 @@ import signal
 import socket
 import urllib.parse
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
 REPO_ROOT = Path(__file__).resolve().parent
+# A logged model's exact requirements. Naming them saves MLflow seconds of
+# working them out (it would load the model in a new process to see what it imports).
+REQUIREMENTS = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops")]
 
 # %%
-# Flag types
-# ----------
+# Flags
+# -----
+
+
+def argument_parser(doc):
+    """A parser described by the lesson's first docstring line; its --help shows defaults."""
+    return argparse.ArgumentParser(
+        description=doc.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
 
 
 def _number(convert, text):
@@ -89,6 +100,19 @@ def port_number(text):
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
     return value
+
+
+def grid(text):
+    """``"50:3,100:5"`` -> ``[(50, 3), (100, 5)]``: pairs of whole numbers of at least 1."""
+    pairs = []
+    for pair in text.split(","):
+        first, colon, second = pair.strip().partition(":")
+        if not (colon and first.isdigit() and second.isdigit() and min(int(first), int(second))):
+            raise argparse.ArgumentTypeError(f"expected pairs like 50:3,100:5, got {pair!r}")
+        if (int(first), int(second)) in pairs:
+            raise argparse.ArgumentTypeError(f"lists {pair.strip()!r} twice")
+        pairs.append((int(first), int(second)))
+    return pairs
 
 
 URI_FORMS = (
@@ -278,6 +302,19 @@ def load_wine_data(source=WINE_CSV):
 # %%
 # Where to look next
 # ------------------
+
+
+def print_summary(run, experiment, metrics, model_uri=None, next_steps=()):
+    """The run, its metrics to three decimals, its model, what to run next, where to see it."""
+    print(f"Run {run.info.run_id} ({run.info.run_name}) in experiment '{experiment.name}'")
+    width = max(map(len, metrics), default=0)
+    for name, value in metrics.items():
+        print(f"  {name:<{width}}  {value:.3f}")
+    if model_uri:
+        print(f"Model URI: {model_uri}")
+        print(f"Load it:   python load_model.py --model-uri {model_uri}")
+    for line in [*next_steps, *where_to_look(run)]:
+        print(line)
 
 
 def where_to_look(run):
