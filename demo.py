@@ -118,7 +118,10 @@ def main(argv=None):
             {"n_estimators": args.n_estimators, "max_depth": args.max_depth}
             | {"test_size": args.test_size, "seed": args.seed}
         )
-        mlflow.set_tags({"model_type": "RandomForestClassifier", "owner": args.owner})
+        mlflow.set_tags(
+            {"model_type": "RandomForestClassifier", "dataset": "sklearn breast_cancer"}
+        )
+        mlflow.set_tag("owner", args.owner)
         # Inputs: the rows trained and scored on (digest, schema and source,
         # under "Datasets"); the held-out rows also as a table, for load_model.py.
         for rows, context in [(training, "training"), (held_out, "evaluation")]:

@@ -19,7 +19,7 @@ import mlflow  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_WINE_CSV = REPO_ROOT.parent / "shared" / "data" / "winequality-red.csv"
+WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
 def unfreeze_garbage_collector():
     """Undo the scripts' ``gc.freeze()`` after each test.
 
-    A script freezes what is alive when it connects (see workshop_store). That
+    A script freezes what is alive when it connects (see plumbing.py). That
     suits a script's own process; in the one process running all tests, it
     would keep every earlier test's garbage for good.
     """
@@ -112,9 +112,9 @@ def client(tracking_store):
 
 @pytest.fixture(scope="session")
 def wine_csv():
-    """The real red-wine data, from the team's shared folder."""
-    require(SHARED_WINE_CSV.is_file(), f"the real wine data is not at {SHARED_WINE_CSV}")
-    return SHARED_WINE_CSV
+    """The real red-wine data, shipped in data/."""
+    assert WINE_CSV.is_file(), f"the wine data should ship at {WINE_CSV}"
+    return WINE_CSV
 
 
 def run_script(*args, cwd=REPO_ROOT, env=None, timeout=300):

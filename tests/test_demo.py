@@ -1,5 +1,6 @@
 """demo.py: what one run records, checked in the tracking store."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -24,14 +25,13 @@ def test_run_records_params_metrics_and_tags(demo_result, client):
         "max_depth": "4",
         "test_size": "0.25",
         "seed": "42",
-        "stratify": "True",
     }
     metrics = run.data.metrics
-    assert set(metrics) == {"accuracy", "roc_auc", "precision", "recall", "f1"}
+    assert set(metrics) == {"accuracy", "roc_auc", "precision", "recall", "f1_score"}
     # A forest on this data scores well above chance; far lower means a broken pipeline.
     assert 0.9 <= metrics["accuracy"] <= 1.0
     assert 0.95 <= metrics["roc_auc"] <= 1.0
-    for name in ("precision", "recall", "f1"):
+    for name in ("precision", "recall", "f1_score"):
         assert 0.85 <= metrics[name] <= 1.0
     assert metrics == pytest.approx(demo_result["metrics"])
     assert run.data.tags["model_type"] == "RandomForestClassifier"
@@ -42,7 +42,7 @@ def test_run_records_params_metrics_and_tags(demo_result, client):
 def test_run_stores_plots_and_report(demo_result, client):
     run_id = demo_result["run_id"]
     files = {f.path for f in client.list_artifacts(run_id)}
-    assert files == {"plots", "classification_report.txt"}
+    assert files == {"plots", "classification_report.txt", "held_out_rows.json"}
     plots = {f.path for f in client.list_artifacts(run_id, "plots")}
     assert plots == {
         "plots/confusion_matrix.png",
@@ -57,14 +57,26 @@ def test_run_stores_plots_and_report(demo_result, client):
     assert "malignant" in report and "benign" in report and "accuracy" in report
 
 
-def test_training_data_is_recorded_as_input(demo_result, client):
-    inputs = client.get_run(demo_result["run_id"]).inputs.dataset_inputs
-    assert len(inputs) == 1
-    dataset = inputs[0].dataset
-    assert dataset.name == "breast_cancer_train"
-    assert dataset.digest
-    assert "archive.ics.uci.edu" in dataset.source
-    assert {tag.key: tag.value for tag in inputs[0].tags}["mlflow.data.context"] == "training"
+def test_training_and_held_out_rows_are_recorded(demo_result, client):
+    run = client.get_run(demo_result["run_id"])
+    inputs = {
+        {tag.key: tag.value for tag in item.tags}["mlflow.data.context"]: item.dataset
+        for item in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "evaluation"}
+    assert inputs["training"].name == "breast_cancer_training"
+    assert inputs["evaluation"].name == "breast_cancer_evaluation"
+    for dataset in inputs.values():
+        assert dataset.digest and "archive.ics.uci.edu" in dataset.source
+    assert json.loads(inputs["training"].profile)["num_rows"] == 426
+    # The held-out rows themselves, as load_model.py reads them back.
+    held_out = mlflow.load_table("held_out_rows.json", run_ids=[run.info.run_id])
+    assert len(held_out) == 143 == json.loads(inputs["evaluation"].profile)["num_rows"]
+    assert set(held_out["diagnosis"]) == {"malignant", "benign"}
+    features = held_out.drop(columns="diagnosis")
+    model = mlflow.sklearn.load_model(demo_result["model_uri"])
+    accuracy = (model.predict(features) == held_out["diagnosis"]).mean()
+    assert accuracy == pytest.approx(demo_result["metrics"]["accuracy"])
 
 
 def test_model_is_skops_with_signature_and_loads(demo_result, client):
@@ -83,7 +95,7 @@ def test_model_is_skops_with_signature_and_loads(demo_result, client):
 
     features = load_breast_cancer(as_frame=True).data.head(20)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(features)
-    assert set(predictions) <= {0, 1}
+    assert set(predictions) <= {"malignant", "benign"}
     assert len(predictions) == 20
 
 
@@ -109,9 +121,12 @@ def test_prints_run_id_metrics_and_where_to_look(tracking_store, capsys):
         ("--n-estimators", "0", "at least 1"),
         ("--n-estimators", "-5", "at least 1"),
         ("--max-depth", "0", "at least 1"),
-        ("--test-size", "0", "between 0 and 1"),
-        ("--test-size", "1.5", "between 0 and 1"),
-        ("--test-size", "abc", "invalid"),
+        ("--test-size", "0", "between 0.05 and 0.95"),
+        ("--test-size", "0.999", "between 0.05 and 0.95"),
+        ("--test-size", "abc", "must be a number"),
+        ("--seed", "-1", "from 0 to 4294967295"),
+        ("--seed", "99999999999", "from 0 to 4294967295"),
+        ("--max-depth", "1e400", "must be a number"),
     ],
 )
 def test_bad_flags_exit_2_before_any_run(tracking_store, client, capsys, flag, value, message):
@@ -129,7 +144,7 @@ def test_local_store_is_at_repo_root_from_any_folder(tmp_path):
     workshop = tmp_path / "workshop"
     subfolder = workshop / "notebooks"
     subfolder.mkdir(parents=True)
-    for script in ("demo.py", "workshop_store.py"):
+    for script in ("demo.py", "plumbing.py"):
         (workshop / script).write_text((REPO_ROOT / script).read_text())
     result = run_script(
         "../demo.py", "--n-estimators", "5", cwd=subfolder, env={"MLFLOW_TRACKING_URI": ""}
