@@ -28,6 +28,8 @@ EXPERIMENT_NAME = "iris_classification"
 MODEL_NAME = "iris_classifier"
 CHAMPION_ALIAS = "champion"
 SOURCE = "https://archive.ics.uci.edu/dataset/53/iris"
+DESCRIPTION = "Random forests for the iris species, one version per run of train_iris_sweep.py; "
+DESCRIPTION += "'champion' is the best by test accuracy (ties: fewer trees, shallower, older)."
 
 
 def parse_args(argv):
@@ -118,7 +120,7 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
     for key, value in tags.items():
         MlflowClient().set_model_version_tag(MODEL_NAME, version, key, value)
     print(f"  {run.info.run_name:<14} accuracy {metrics['accuracy']:.3f}  -> version {version}")
-    return {"version": version, "tags": tags, "metrics": metrics}
+    return {"run_id": run.info.run_id, "version": version, "tags": tags, "metrics": metrics}
 
 
 # %%
@@ -174,6 +176,7 @@ def main(argv=None):
         ]
         results.sort(key=lambda result: ranking_key(result["tags"], result["version"]))
         mlflow.log_metric("best_accuracy", results[0]["metrics"]["accuracy"])
+        MlflowClient().update_registered_model(MODEL_NAME, description=DESCRIPTION)
         old, new = crown_champion(MlflowClient(), results[0])
 
     print("\nRanked by the champion rule:")
