@@ -206,11 +206,8 @@ def main(argv=None):
     autologged += f"best alpha {alpha}, validation accuracy {ridge_accuracy:.3f}"
     metrics = final | {"lowest val_loss": summary["best_val_loss"]}
     plumbing.print_summary(run, experiment, metrics, next_steps=[autologged])
-    return {
-        "run_id": run.info.run_id,
-        "autolog_run_id": autolog_run.info.run_id,
-        "history": history,
-    }
+    ids = {"run_id": run.info.run_id, "autolog_run_id": autolog_run.info.run_id}
+    return ids | {"history": history, "summary": summary, "ridge_val_accuracy": ridge_accuracy}
 
 
 if __name__ == "__main__":
