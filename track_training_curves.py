@@ -204,7 +204,7 @@ def main(argv=None):
     final = {f"final {name}": values[-1] for name, values in history.items()}
     autologged = f"Autologged run {autolog_run.info.run_id} ({AUTOLOG_RUN_NAME}): "
     autologged += f"best alpha {alpha}, validation accuracy {ridge_accuracy:.3f}"
-    metrics = final | {"lowest val_loss": summary["best_val_loss"]}
+    metrics = final | {f"lowest val_loss (epoch {best_epoch})": summary["best_val_loss"]}
     plumbing.print_summary(run, experiment, metrics, next_steps=[autologged])
     ids = {"run_id": run.info.run_id, "autolog_run_id": autolog_run.info.run_id}
     return ids | {"history": history, "summary": summary, "ridge_val_accuracy": ridge_accuracy}
