@@ -10,7 +10,10 @@ line need more than "run it and expect exit code 0":
 - ports are replaced by free ones, and ``<RUN_ID>``-style placeholders by
   real values from the store;
 - set-up lines (clone, venv, pip) are run by ``.ci/run`` in a fresh virtual
-  environment, and the team chapter by tests/test_team_server.py.
+  environment.
+
+The team server's commands are in team/README.md, which tests/test_team_server.py
+runs against a real PostgreSQL and `mlflow server`.
 """
 
 import os
@@ -24,11 +27,9 @@ import mlflow
 import pytest
 from conftest import (
     REPO_ROOT,
-    SHARED_WINE_CSV,
     BackgroundProcess,
     all_runs,
     free_port,
-    require,
     sqlite_uri,
     wait_for_http,
 )
@@ -54,18 +55,6 @@ def code_blocks(language, text=None):
     return result
 
 
-def team_chapter():
-    """The README's "Run it as a team" chapter, which tests/test_team_server.py covers."""
-    text = README.read_text()
-    match = re.search(r"^## Run it as a team\n.*?(?=^## )", text, flags=re.MULTILINE | re.DOTALL)
-    return match.group(0) if match else ""
-
-
-def walkthrough_blocks():
-    team = {tuple(block) for block in code_blocks("bash", team_chapter())}
-    return [block for block in code_blocks("bash") if tuple(block) not in team]
-
-
 def test_readme_has_bash_and_powershell_setup():
     bash = [line for block in code_blocks("bash") for line in block]
     powershell = [line for block in code_blocks("powershell") for line in block]
@@ -86,20 +75,13 @@ def test_ci_runs_the_readmes_test_command():
 
 @pytest.fixture
 def workshop_copy(tmp_path):
-    """A fresh-clone stand-in: the tracked top-level files, no store, wine data cached."""
-    require(SHARED_WINE_CSV.is_file(), f"the real wine data is not at {SHARED_WINE_CSV}")
+    """A fresh-clone stand-in: the tracked top-level files and data/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
     for path in REPO_ROOT.glob("*.py"):
         shutil.copy(path, copy)
+    shutil.copytree(REPO_ROOT / "data", copy / "data")
     shutil.copytree(REPO_ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__py*"))
-    # The team's shared folder beside the clone, as on the workshop machines.
-    shared = tmp_path / "shared" / "data"
-    shared.mkdir(parents=True)
-    shutil.copy(SHARED_WINE_CSV, shared)
-    # The cache the wine lesson fills on its first download (there is no internet here).
-    (copy / ".data").mkdir()
-    shutil.copy(SHARED_WINE_CSV, copy / ".data" / "winequality-red.csv")
     return copy
 
 
@@ -162,7 +144,7 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
     walk = Walkthrough(workshop_copy, tmp_path)
     served_port = None
     try:
-        for block in walkthrough_blocks():
+        for block in code_blocks("bash"):
             for line in block:
                 if SETUP_LINE.match(line) or "pytest" in line:
                     continue  # .ci/run runs these; test_ui.py writes the screenshots
@@ -194,6 +176,6 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
         ]
         client_code = client_code.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
         result = walk.run(f"python - <<'EOF'\n{client_code}EOF")
-        assert result.stdout.strip() == "[0, 1, 2]"
+        assert result.stdout.strip() == "['setosa', 'versicolor', 'virginica']"
     finally:
         walk.stop_servers()
