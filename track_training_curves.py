@@ -1,12 +1,12 @@
-"""Lesson 4: learning curves as step metrics, the other logging calls, and autolog.
+"""Lesson 4: learning curves as step metrics, and the other logging calls.
 
 A small neural network (scikit-learn's MLPClassifier) learns to read
-handwritten digits (scikit-learn's 1,797 bundled 8x8 images), one pass over
-the training rows (an epoch) at a time. After every epoch it measures loss and
-accuracy on the training rows and on held-out validation rows and logs them as
-*step metrics*, one value per epoch, so the MLflow UI draws real learning
-curves. The run also uses ``log_dict``, ``log_text`` and ``log_figure`` once
-each; a second run lets ``mlflow.sklearn.autolog()`` record a grid search.
+handwritten digits (scikit-learn's 1,797 8x8 images), one pass over the
+training rows (an epoch) at a time. After every epoch it logs loss and accuracy
+on the training and the validation rows as *step metrics*, one value per epoch,
+so the MLflow UI draws real learning curves. The run also uses ``log_dict``,
+``log_text`` and ``log_figure`` once each. Lesson 5 (autolog_grid_search.py)
+lets MLflow do the logging instead.
 
     python track_training_curves.py
     python track_training_curves.py --epochs 60 --learning-rate 0.01
@@ -28,10 +28,8 @@ SEED = 0
 # yet a long training's curves still grow in the UI while it runs.
 LOG_BATCH_POINTS = 1000
 LOG_EVERY_SECONDS = 5
-RIDGE_ALPHAS = [0.1, 1.0, 10.0, 100.0]  # tried by the autologged grid search
 EXPERIMENT_NAME = "digits-training-curves"
 RUN_NAME = "mlp_digits_curves"
-AUTOLOG_RUN_NAME = "ridge_grid_search_autolog"
 
 
 def parse_args(argv):
@@ -56,10 +54,9 @@ from sklearn.preprocessing import StandardScaler
 
 def load_data(seed):
     data = load_digits(as_frame=True)
-    X_train, X_val, y_train, y_val = train_test_split(
+    return train_test_split(
         data.data, data.target, test_size=VALIDATION_SIZE, random_state=seed, stratify=data.target
     )
-    return X_train, X_val, y_train, y_val
 
 
 # %%
@@ -114,40 +111,7 @@ def train_with_curves(args, run_id, X_train, X_val, y_train, y_val):
 
 
 # %%
-# 3. Autologging: a grid search recorded without a single log call
-# ----------------------------------------------------------------
-# ``mlflow.sklearn.autolog()`` patches scikit-learn's ``fit`` so that it logs by
-# itself: every setting of the search, the best parameters and score,
-# cv_results.csv, the estimator's diagram, the training data, one child run per
-# candidate, and (``score`` is called inside the run) a post-training metric.
-# ``log_models=False``: autolog would pickle the models and guess their
-# requirements, about ten seconds each; lesson 1 logs a model properly. A
-# RidgeClassifier: for models with ``predict_proba`` MLflow 3.17.2's autolog
-# triggers a FutureWarning in scikit-learn 1.9.
-from sklearn.linear_model import RidgeClassifier
-from sklearn.model_selection import GridSearchCV
-from sklearn.pipeline import make_pipeline
-
-
-def autologged_grid_search(X_train, X_val, y_train, y_val):
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), RidgeClassifier()),
-        param_grid={"ridgeclassifier__alpha": RIDGE_ALPHAS},
-        cv=3,
-    )
-    mlflow.sklearn.autolog(log_models=False)
-    try:
-        with mlflow.start_run(run_name=AUTOLOG_RUN_NAME) as run:
-            search.fit(X_train, y_train)
-            val_accuracy = search.score(X_val, y_val)
-    finally:
-        mlflow.sklearn.autolog(disable=True)  # it stays on for the whole process otherwise
-    alpha = search.best_params_["ridgeclassifier__alpha"]
-    return run, val_accuracy, alpha
-
-
-# %%
-# 4. The run: each other logging call once, for a reason
+# 3. The run: each other logging call once, for a reason
 # ------------------------------------------------------
 # ``log_dict``: the configuration as JSON, keeping its structure. ``log_metrics``:
 # one-off summary numbers in one call. ``log_text``: a short summary shown in
@@ -160,13 +124,10 @@ import matplotlib.pyplot as plt
 
 def learning_curve_figure(history):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for ax, measure_name, better in zip(
-        axes, ("loss", "accuracy"), ("lower", "higher"), strict=True
-    ):
-        ax.plot(history[f"train_{measure_name}"], marker=".", label="training")
-        ax.plot(history[f"val_{measure_name}"], marker=".", label="validation")
-        ax.set(xlabel="Epoch (MLflow step)", ylabel=f"{measure_name} ({better} is better)")
-        ax.set_title(f"{measure_name.capitalize()} per epoch")
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(history[f"train_{name}"], marker=".", label="training")
+        ax.plot(history[f"val_{name}"], marker=".", label="validation")
+        ax.set(xlabel="Epoch (MLflow step)", ylabel=name, title=f"{name.capitalize()} per epoch")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("MLPClassifier on the digits data: training vs validation")
@@ -200,14 +161,11 @@ def main(argv=None):
         mlflow.log_figure(fig, "plots/learning_curve.png")
         plt.close(fig)
 
-    autolog_run, ridge_accuracy, alpha = autologged_grid_search(X_train, X_val, y_train, y_val)
     final = {f"final {name}": values[-1] for name, values in history.items()}
-    autologged = f"Autologged run {autolog_run.info.run_id} ({AUTOLOG_RUN_NAME}): "
-    autologged += f"best alpha {alpha}, validation accuracy {ridge_accuracy:.3f}"
     metrics = final | {f"lowest val_loss (epoch {best_epoch})": summary["best_val_loss"]}
-    plumbing.print_summary(run, experiment, metrics, next_steps=[autologged])
-    ids = {"run_id": run.info.run_id, "autolog_run_id": autolog_run.info.run_id}
-    return ids | {"history": history, "summary": summary, "ridge_val_accuracy": ridge_accuracy}
+    next_steps = ["Let MLflow log by itself:  python autolog_grid_search.py"]
+    plumbing.print_summary(run, experiment, metrics, next_steps=next_steps)
+    return {"run_id": run.info.run_id, "history": history, "summary": summary}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""track_training_curves.py: step metrics, the other logging calls, and autolog."""
+"""track_training_curves.py: step metrics and the other logging calls."""
 
 import mlflow
 import pytest
@@ -156,51 +156,6 @@ def test_config_json_summary_text_and_figure(curves, curves_client):
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_autolog_records_the_grid_search_and_its_candidates(curves, curves_client):
-    autolog_run = curves_client.get_run(curves["autolog_run_id"])
-    assert autolog_run.info.status == "FINISHED"
-    assert autolog_run.info.run_name == "ridge_grid_search_autolog"
-    params = autolog_run.data.params
-    assert params["cv"] == "3"
-    assert float(params["best_ridgeclassifier__alpha"]) in track_training_curves.RIDGE_ALPHAS
-    metrics = autolog_run.data.metrics
-    assert 0.85 <= metrics["best_cv_score"] <= 1.0
-    assert 0.85 <= metrics["training_accuracy_score"] <= 1.0
-    # score() called inside the run becomes a post-training metric.
-    assert metrics["GridSearchCV_score_X_val"] == pytest.approx(curves["ridge_val_accuracy"])
-    artifacts = {f.path for f in curves_client.list_artifacts(autolog_run.info.run_id)}
-    assert {"cv_results.csv", "estimator.html", "training_confusion_matrix.png"} <= artifacts
-    assert autolog_run.inputs.dataset_inputs  # the training data, recorded by autolog
-
-    children = [
-        run
-        for run in all_runs(curves_client)
-        if run.data.tags.get("mlflow.parentRunId") == autolog_run.info.run_id
-    ]
-    alphas = sorted(float(run.data.params["ridgeclassifier__alpha"]) for run in children)
-    assert alphas == track_training_curves.RIDGE_ALPHAS
-    for run in children:
-        assert 0.85 <= run.data.metrics["mean_test_score"] <= 1.0
-        assert "std_test_score" in run.data.metrics
-
-    # log_models=False: the lesson's runs log no model at all.
-    experiment_id = autolog_run.info.experiment_id
-    assert curves_client.search_logged_models([experiment_id]) == []
-    # The manual run and the autologged one with its candidates, nothing else.
-    assert len(all_runs(curves_client)) == 2 + len(track_training_curves.RIDGE_ALPHAS)
-
-
-def test_autolog_is_off_after_main(curves, curves_client):
-    """A later fit in the same process must not start logging runs of its own."""
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import RidgeClassifier
-
-    runs_before = len(all_runs(curves_client))
-    RidgeClassifier().fit(*load_iris(return_X_y=True))
-    assert len(all_runs(curves_client)) == runs_before
-    assert mlflow.active_run() is None
-
-
 def test_same_seed_gives_same_curves(curves_store, tracking_store):
     again = track_training_curves.main(["--epochs", str(EPOCHS)])
     for key in STEP_METRICS:
@@ -211,8 +166,10 @@ def test_prints_run_id_and_where_to_look(tracking_store, capsys):
     result = track_training_curves.main(["--epochs", "1"])
     out = capsys.readouterr().out
     assert result["run_id"] in out
-    assert result["autolog_run_id"] in out
-    assert f"{'final val_loss':<20}  {result['history']['val_loss'][-1]:.3f}" in out
+    assert "python autolog_grid_search.py" in out
+    lowest = f"lowest val_loss (epoch {result['summary']['best_epoch']})"
+    assert f"  {lowest}  {result['summary']['best_val_loss']:.3f}\n" in out
+    assert f"  {'final val_loss':<{len(lowest)}}  {result['history']['val_loss'][-1]:.3f}\n" in out
     assert f"/#/experiments/{mlflow.get_run(result['run_id']).info.experiment_id}/runs/" in out
 
 
