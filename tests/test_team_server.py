@@ -1,10 +1,10 @@
-"""team_server.py and the README's "Run it as a team", against real servers.
+"""team/team_server.py and team/README.md, against real servers.
 
 One stack (a throwaway PostgreSQL cluster and `mlflow server`, on free
-loopback ports, started with team_server.py exactly as the README says) serves
-the whole module: first eight trainings at once on the fresh server, then the
-lesson scripts through MLFLOW_TRACKING_URI, faults, and last the README's
-sign-in steps, which switch the same stack to sign-in. The tests therefore
+loopback ports, started with team/team_server.py exactly as team/README.md
+says) serves the whole module: first eight trainings at once on the fresh
+server, then the lesson scripts through MLFLOW_TRACKING_URI, faults, and last
+the team README's sign-in steps, which switch the same stack to sign-in. The tests therefore
 rely on file order, which is pytest's order. Wall times (server starts, the
 load tests) appear in pytest's summary under "team server timings".
 """
@@ -38,14 +38,16 @@ from conftest import (
     wait_for_http,
 )
 
+sys.path.insert(0, str(REPO_ROOT / "team"))  # the team server is no lesson: it lives in team/
 import team_server
 
 README = REPO_ROOT / "README.md"
+TEAM_README = REPO_ROOT / "team" / "README.md"
 DEMO_EXPERIMENT = "demo-mlflow-artifacts"
 DEMO_METRICS = {"accuracy", "roc_auc", "precision", "recall", "f1"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONCURRENT_TRAININGS = 8
-# The README's admin password, and the one its set-password step changes it to.
+# The team README's admin password, and the one its set-password step changes it to.
 NEW_ADMIN_PASSWORD = "admin-password-from-the-prompt"
 
 
@@ -76,8 +78,8 @@ def timings(request):
 
 
 # %%
-# The stack: team_server.py in a throwaway folder
-# -----------------------------------------------
+# The stack: team/team_server.py in a throwaway folder
+# ----------------------------------------------------
 def require_postgres():
     require(
         team_server.postgres_bin_dir() is not None,
@@ -85,7 +87,7 @@ def require_postgres():
     )
     require(
         importlib.util.find_spec("psycopg") is not None,
-        "psycopg is not installed: pip install -r requirements-team.txt",
+        "psycopg is not installed: pip install -r team/requirements.txt",
     )
     if team_server.running_as_root():
         import pwd
@@ -130,7 +132,7 @@ def children_of(pid):
 
 
 class Stack:
-    """A team_server.py stack in a throwaway folder, driven through its command line."""
+    """A team/team_server.py stack in a throwaway folder, driven through its command line."""
 
     def __init__(self):
         # Started by root, PostgreSQL runs as the 'postgres' user, who must be
@@ -142,9 +144,9 @@ class Stack:
         self.layout = team_server.Layout(self.data_dir)
 
     def command_line(self, line):
-        """A README line for this stack: its folder, its ports."""
+        """A team README line for this stack: its folder, its ports."""
         line = line.replace(
-            "python team_server.py", f"python team_server.py --data-dir {self.data_dir}"
+            "python team/team_server.py", f"python team/team_server.py --data-dir {self.data_dir}"
         )
         if "team_server.py" in line and " start" in line:
             line += f" --port {self.port} --pg-port {self.pg_port} --workers 2"
@@ -152,7 +154,7 @@ class Stack:
 
     def run(self, *args, env=None, timeout=400):
         return subprocess.run(
-            [sys.executable, "team_server.py", "--data-dir", str(self.data_dir), *args],
+            [sys.executable, "team/team_server.py", "--data-dir", str(self.data_dir), *args],
             cwd=REPO_ROOT,
             env=env or clean_env(),
             capture_output=True,
@@ -229,28 +231,21 @@ def participant(team_stack, monkeypatch, tmp_path):
 
 @pytest.fixture
 def workshop_copy(tmp_path):
-    """A participant's clone: the scripts, no store."""
+    """A participant's clone: the scripts and team/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
     for path in REPO_ROOT.glob("*.py"):
         shutil.copy(path, copy)
+    shutil.copytree(REPO_ROOT / "team", copy / "team", ignore=shutil.ignore_patterns("__py*"))
     return copy
 
 
 # %%
-# The README's chapter
-# --------------------
-def team_chapter():
-    match = re.search(
-        r"^## Run it as a team\n(.*?)(?=^## |\Z)", README.read_text(), flags=re.M | re.S
-    )
-    require(match is not None, "README.md has no 'Run it as a team' chapter")
-    return match.group(1)
-
-
-def team_chapter_blocks():
-    """The ```bash blocks of the README's "Run it as a team", as lists of lines."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", team_chapter(), flags=re.M | re.S)
+# team/README.md
+# --------------
+def team_readme_blocks():
+    """The ```bash blocks of team/README.md, as lists of lines."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", TEAM_README.read_text(), flags=re.M | re.S)
     return [
         [line.strip() for line in block.splitlines() if line.strip() and line[0] != "#"]
         for block in blocks
@@ -258,13 +253,13 @@ def team_chapter_blocks():
 
 
 def readme_block(containing):
-    found = [b for b in team_chapter_blocks() if any(containing in line for line in b)]
-    assert found, f"no bash block of the team chapter contains {containing!r}"
+    found = [b for b in team_readme_blocks() if any(containing in line for line in b)]
+    assert found, f"no bash block of team/README.md contains {containing!r}"
     return found[0]
 
 
 def run_readme_lines(stack, lines, cwd, env=None, prompts=None):
-    """Run README lines in one bash, as printed except for the stack's folder and ports.
+    """Run team README lines in one bash, as printed except for the stack's folder and ports.
 
     ``prompts`` maps a line to what a person would type at its prompt.
     """
@@ -341,15 +336,24 @@ def test_every_lesson_names_the_stopped_server(script, monkeypatch, tmp_path, re
 
 
 # %%
-# The stack as the README starts it
-# ---------------------------------
+# The stack as team/README.md starts it
+# -------------------------------------
+def test_readme_points_to_the_team_readme():
+    chapter = re.search(
+        r"^## Run it as a team\n(.*?)(?=^## )", README.read_text(), flags=re.M | re.S
+    )
+    assert chapter is not None, "README.md has no 'Run it as a team' chapter"
+    assert "(team/README.md)" in chapter.group(1)
+
+
 def test_readme_starts_the_stack_with_team_server_py():
     assert readme_block("team_server.py start") == [
-        "pip install -r requirements-team.txt",
-        "python team_server.py start",
+        "pip install -r team/requirements.txt",
+        "python team/team_server.py start",
     ]
     requirements = (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
-    assert "-r requirements-team.txt" in requirements
+    assert "-r team/requirements.txt" in requirements
+    assert "-r ../requirements.txt" in (REPO_ROOT / "team" / "requirements.txt").read_text()
 
 
 def test_readme_shows_the_mlflow_server_command_the_helper_runs():
@@ -358,7 +362,7 @@ def test_readme_shows_the_mlflow_server_command_the_helper_runs():
         team_server.parse_args(["start"]), team_server.Layout(example_folder)
     )
     printed = shlex.join(["mlflow", *command[3:]])
-    assert f"\n  {printed}\n" in team_chapter()
+    assert f"\n  {printed}\n" in TEAM_README.read_text()
 
 
 def test_stack_listens_on_loopback_only(team_stack, workshop_copy):
@@ -381,7 +385,7 @@ def test_stack_listens_on_loopback_only(team_stack, workshop_copy):
 
 def test_status_and_stop_when_nothing_runs(tmp_path):
     require_postgres()
-    args = [str(REPO_ROOT / "team_server.py"), "--data-dir", str(tmp_path / "none")]
+    args = [str(REPO_ROOT / "team" / "team_server.py"), "--data-dir", str(tmp_path / "none")]
     status = run_script(*args, "status")
     assert status.returncode == 1
     assert "MLflow server: not running" in status.stdout
@@ -397,7 +401,7 @@ def test_start_refuses_a_port_in_use(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = run_script(
-            str(REPO_ROOT / "team_server.py"),
+            str(REPO_ROOT / "team" / "team_server.py"),
             "--data-dir",
             str(tmp_path / "stack"),
             "start",
@@ -533,6 +537,36 @@ def test_demo_logs_through_the_server_into_postgres(team_stack, participant, cap
     assert list(participant.iterdir()) == []  # nothing written where the participant works
 
 
+def assert_serve_model_predicts(team_stack, participant, tmp_path):
+    """serve_model.py fetches the champion through the server and answers requests."""
+    port = free_port()
+    server = BackgroundProcess(
+        [sys.executable, str(REPO_ROOT / "serve_model.py"), "--port", str(port)],
+        tmp_path / "serve.log",
+        env={"MLFLOW_TRACKING_URI": team_stack.url},
+        cwd=participant,
+    )
+    with server:
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/ping", server.process, timeout=180)
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}\n{server.log()}")
+        iris_rows = {
+            "dataframe_split": {
+                "columns": [
+                    "sepal length (cm)",
+                    "sepal width (cm)",
+                    "petal length (cm)",
+                    "petal width (cm)",
+                ],
+                "data": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]],
+            }
+        }
+        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=iris_rows, timeout=60)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [0, 1, 2]}
+
+
 def test_every_lesson_works_through_the_server(team_stack, participant, wine_csv, tmp_path):
     import compare_runs
     import load_model
@@ -565,34 +599,7 @@ def test_every_lesson_works_through_the_server(team_stack, participant, wine_csv
     loaded = load_model.main(["--model-uri", "models:/iris_classifier@champion"])
     assert len(loaded["predictions"]) > 0
 
-    # serve_model.py fetches the champion through the server and answers requests.
-    port = free_port()
-    server = BackgroundProcess(
-        [sys.executable, str(REPO_ROOT / "serve_model.py"), "--port", str(port)],
-        tmp_path / "serve.log",
-        env={"MLFLOW_TRACKING_URI": team_stack.url},
-        cwd=participant,
-    )
-    with server:
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/ping", server.process, timeout=180)
-        except (RuntimeError, TimeoutError) as error:
-            pytest.fail(f"{error}\n{server.log()}")
-        iris_rows = {
-            "dataframe_split": {
-                "columns": [
-                    "sepal length (cm)",
-                    "sepal width (cm)",
-                    "petal length (cm)",
-                    "petal width (cm)",
-                ],
-                "data": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]],
-            }
-        }
-        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=iris_rows, timeout=60)
-        assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": [0, 1, 2]}
-
+    assert_serve_model_predicts(team_stack, participant, tmp_path)
     every_run = all_runs(client)
     assert every_run and all(run.info.status == "FINISHED" for run in every_run)
     assert list(participant.iterdir()) == []
@@ -680,8 +687,8 @@ def test_killed_stack_restarts_with_every_finished_run(team_stack, timings):
 
 
 # %%
-# Sign-in, as the README sets it up
-# ---------------------------------
+# Sign-in, as team/README.md sets it up
+# -------------------------------------
 def api(stack, method, path, auth=None, **kwargs):
     """One REST call to the stack, as ``auth`` = (user, password) or nobody."""
     return requests.request(method, f"{stack.url}/api/{path}", auth=auth, timeout=60, **kwargs)
@@ -695,10 +702,10 @@ def search_status(stack, auth=None):
 
 @pytest.fixture(scope="module")
 def signed_in(team_stack, timings):
-    """The README's sign-in steps on the module's stack, which needs sign-in from here on."""
+    """The team README's sign-in steps on the module's stack, which needs sign-in from here on."""
     start_lines = readme_block("start --auth")
     account_lines = readme_block("add-user alice")
-    prompts = {"python team_server.py set-password admin": NEW_ADMIN_PASSWORD}
+    prompts = {"python team/team_server.py set-password admin": NEW_ADMIN_PASSWORD}
     started = time.monotonic()
     result = run_readme_lines(team_stack, start_lines + account_lines, REPO_ROOT, prompts=prompts)
     timings.add("README sign-in steps (stop, start --auth, accounts)", time.monotonic() - started)

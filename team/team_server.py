@@ -1,7 +1,7 @@
 """Run the workshop's team tracking server on this machine: PostgreSQL plus `mlflow server`.
 
-Not a lesson: the instructor's tool for the README chapter "Run it as a team".
-It keeps everything in one folder (``.team-server/`` by default):
+Not a lesson: the instructor's tool, explained in team/README.md. It keeps
+everything in one folder (``.team-server/`` at the repository root by default):
 
 - a PostgreSQL cluster of its own, listening on 127.0.0.1 only, holding the
   runs (and, with ``--auth``, the user accounts);
@@ -13,10 +13,10 @@ It keeps everything in one folder (``.team-server/`` by default):
 No Docker needed: it uses the PostgreSQL server programs (initdb, pg_ctl)
 installed on this machine, and the `mlflow server` of this virtual environment.
 
-    python team_server.py start                   # http://127.0.0.1:5000
-    python team_server.py start --auth            # the same with sign-in
-    python team_server.py status
-    python team_server.py stop
+    python team/team_server.py start              # http://127.0.0.1:5000
+    python team/team_server.py start --auth       # the same with sign-in
+    python team/team_server.py status
+    python team/team_server.py stop
 
 Participants then run the lesson scripts unchanged with
 ``MLFLOW_TRACKING_URI=http://127.0.0.1:5000`` (or this machine's address, when
@@ -40,7 +40,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # this file is in team/
 DATA_DIR = REPO_ROOT / ".team-server"
 HOST = "127.0.0.1"
 PORT = 5000
@@ -105,6 +105,14 @@ def parse_args(argv):
         help=f"folder for the database, artifacts and logs (default {DATA_DIR})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_start_command(commands)
+    commands.add_parser("stop", help="stop the MLflow server and PostgreSQL")
+    commands.add_parser("status", help="tell whether the stack is running")
+    add_account_commands(commands)
+    return parser.parse_args(argv)
+
+
+def add_start_command(commands):
     start = commands.add_parser("start", help="start PostgreSQL and the MLflow server")
     start.add_argument(
         "--host",
@@ -149,8 +157,9 @@ def parse_args(argv):
         help="with --auth, what every signed-in user may do with experiments created by "
         "others (default READ, MLflow's default; EDIT lets everyone log runs to them)",
     )
-    commands.add_parser("stop", help="stop the MLflow server and PostgreSQL")
-    commands.add_parser("status", help="tell whether the stack is running")
+
+
+def add_account_commands(commands):
     add_user = commands.add_parser(
         "add-user",
         help="with --auth: create an account with a random password (sign in as admin "
@@ -163,7 +172,6 @@ def parse_args(argv):
         "anyone's, a user their own)",
     )
     set_password.add_argument("username")
-    return parser.parse_args(argv)
 
 
 # %%
@@ -333,7 +341,7 @@ def connect_to_postgres(layout, pg_port, dbname):
         import psycopg
     except ImportError:
         raise SystemExit(
-            "The PostgreSQL driver is missing: pip install -r requirements-team.txt"
+            "The PostgreSQL driver is missing: pip install -r team/requirements.txt"
         ) from None
     return psycopg.connect(
         host="127.0.0.1",
@@ -552,7 +560,6 @@ def last_line(text):
 
 def start(args, layout, bin_dir):
     state = layout.read_state()
-    url = local_url(args.host, args.port)
     if process_is_alive(state.get("mlflow_pid")):
         print(f"Already running: {state['url']} (stop it first to change settings)")
         return state
@@ -561,10 +568,7 @@ def start(args, layout, bin_dir):
             f"Port {args.port} is already in use, perhaps by the `mlflow ui` of the lessons: "
             "stop that, or choose another --port."
         )
-    layout.root.mkdir(parents=True, exist_ok=True)
-    # Keep the whole folder out of git, wherever it is.
-    (layout.root / ".gitignore").write_text("*\n")
-    layout.artifacts.mkdir(exist_ok=True)
+    prepare_data_dir(layout)
     if not layout.cluster.is_dir():
         init_cluster(bin_dir, layout)
     if postgres_is_running(bin_dir, layout):
@@ -573,16 +577,32 @@ def start(args, layout, bin_dir):
         start_postgres(bin_dir, layout, args.pg_port)
     create_databases(layout, args.pg_port, [TRACKING_DB, AUTH_DB] if args.auth else [TRACKING_DB])
     if args.auth:
-        if not admin_exists(layout, args.pg_port) and not os.environ.get(
-            "MLFLOW_AUTH_ADMIN_PASSWORD"
-        ):
-            stop_postgres(bin_dir, layout)
-            raise SystemExit(
-                f"The first start with --auth creates the user '{ADMIN_USERNAME}': set "
-                "MLFLOW_AUTH_ADMIN_PASSWORD to its password (at least 12 characters) and run "
-                "this again."
-            )
-        write_auth_config(layout, args.pg_port, args.default_permission)
+        prepare_sign_in(args, layout, bin_dir)
+    return launch_mlflow_server(args, layout)
+
+
+def prepare_data_dir(layout):
+    layout.root.mkdir(parents=True, exist_ok=True)
+    # Keep the whole folder out of git, wherever it is.
+    (layout.root / ".gitignore").write_text("*\n")
+    layout.artifacts.mkdir(exist_ok=True)
+
+
+def prepare_sign_in(args, layout, bin_dir):
+    """With --auth: make sure the admin exists or can be created, then write the app's config."""
+    if not admin_exists(layout, args.pg_port) and not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        stop_postgres(bin_dir, layout)
+        raise SystemExit(
+            f"The first start with --auth creates the user '{ADMIN_USERNAME}': set "
+            "MLFLOW_AUTH_ADMIN_PASSWORD to its password (at least 12 characters) and run "
+            "this again."
+        )
+    write_auth_config(layout, args.pg_port, args.default_permission)
+
+
+def launch_mlflow_server(args, layout):
+    """Start `mlflow server`, record it in the state file, and wait until it answers."""
+    url = local_url(args.host, args.port)
     print(f"Starting the MLflow server (runs in PostgreSQL, files in {layout.artifacts}):")
     print("  " + shlex.join(["mlflow", *mlflow_server_command(args, layout)[3:]]))
     process = start_mlflow(args, layout)
@@ -598,7 +618,7 @@ def start(args, layout, bin_dir):
     wait_until_ready(process, url, layout)
     print(f"Ready: {url}{' (sign-in required)' if args.auth else ''}")
     print(f"Participants: set MLFLOW_TRACKING_URI={url} and run the lesson scripts.")
-    print(f"Stop it with: python team_server.py --data-dir {layout.root} stop")
+    print(f"Stop it with: python team/team_server.py --data-dir {layout.root} stop")
     return state
 
 
