@@ -11,6 +11,7 @@ The same tests take the README's pictures. Regenerate them with
 which overwrites ``docs/images/*.png``.
 """
 
+import getpass
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import mlflow
 import pytest
 from conftest import (
     REPO_ROOT,
-    SHARED_WINE_CSV,
+    WINE_CSV,
     BackgroundProcess,
     free_port,
     require,
@@ -34,7 +35,7 @@ from conftest import (
     wait_for_http,
 )
 
-import workshop_store
+import plumbing
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -62,17 +63,16 @@ NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 WINE_ALPHAS = ("0.01", "0.1", "0.5")
 # What each lesson puts into the store: its experiment and the flags of each run.
+# The lessons' own defaults wherever the README runs them so: the pictures show
+# what a participant gets (owner: their user name; the sweep's grid of four).
 LESSONS = {
-    "demo.py": (
-        "demo-mlflow-artifacts",
-        [["--n-estimators", "20", "--max-depth", "4", "--owner", "alice"]],
-    ),
+    "demo.py": ("demo-mlflow-artifacts", [[]]),
     "train_wine_elasticnet.py": (
         "wine-quality-elasticnet",
-        [["--data", str(SHARED_WINE_CSV), "--alpha", alpha] for alpha in WINE_ALPHAS],
+        [["--alpha", alpha] for alpha in WINE_ALPHAS],  # on data/winequality-red.csv
     ),
-    "train_iris_sweep.py": ("iris_classification", [["--grid", "10:2,20:3"]]),
-    "track_training_curves.py": ("digits-training-curves", [["--epochs", "12"]]),
+    "train_iris_sweep.py": ("iris_classification", [[]]),
+    "track_training_curves.py": ("digits-training-curves", [[]]),
 }
 
 # Runs the lessons one after the other in one child process (one MLflow import),
@@ -87,15 +87,12 @@ for script, argv in json.loads(sys.argv[1]):
 
 
 def lesson_available(script):
-    if script == "train_wine_elasticnet.py" and not SHARED_WINE_CSV.is_file():
-        return False
     return (REPO_ROOT / script).is_file()
 
 
 def need(script):
     """Skip (fail in CI) a check whose lesson could not fill the store."""
-    reason = "the real wine data is missing" if script.startswith("train_wine") else "not found"
-    require(lesson_available(script), f"{script} could not run: {reason}")
+    require(lesson_available(script), f"{script} could not run: not found")
 
 
 def require_browser():
@@ -133,10 +130,12 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
     workshop.mkdir()
     for script in REPO_ROOT.glob("*.py"):
         shutil.copy(script, workshop)
+    # The wine lesson reads its shipped data from data/ next to the scripts.
+    shutil.copytree(WINE_CSV.parent, workshop / WINE_CSV.parent.name)
     shutil.copyfile(empty_store_template, workshop / "mlflow.db")
     env = {**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""}
     port = free_port()
-    command = shlex.split(workshop_store.UI_COMMAND)  # mlflow ui ... --port 5000
+    command = shlex.split(plumbing.UI_COMMAND)  # mlflow ui ... --port 5000
     command[0:1] = [sys.executable, "-m", "mlflow"]
     command[command.index("--port") + 1] = str(port)
     # One worker instead of four: a test is one user, and CI has few cores.
@@ -205,8 +204,8 @@ def page(browser_context, mlflow_ui):
     page.close()
 
 
-def screenshot(page, name, height=VIEWPORT["height"]):
-    """Save the top ``height`` pixels of the page as docs/images/<name>.png.
+def screenshot(page, name, height=None):
+    """Save the top ``height`` pixels (default: all) of the page as docs/images/<name>.png.
 
     Only when UPDATE_SCREENSHOTS is set: a normal test run changes no files.
     """
@@ -214,9 +213,11 @@ def screenshot(page, name, height=VIEWPORT["height"]):
         return
     from PIL import Image
 
-    page.mouse.move(0, VIEWPORT["height"] - 1)  # no hover highlight in the picture
+    viewport = page.viewport_size
+    height = height or viewport["height"]
+    page.mouse.move(0, viewport["height"] - 1)  # no hover highlight in the picture
     page.wait_for_timeout(500)  # let chart animations settle
-    clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height}
+    clip = {"x": 0, "y": 0, "width": viewport["width"], "height": height}
     png = Image.open(io.BytesIO(page.screenshot(clip=clip)))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # A 256-colour palette keeps a UI screenshot at a fraction of its size.
@@ -243,6 +244,9 @@ def test_experiments_list_shows_every_workshop_experiment(page, mlflow_ui):
 
 
 def test_run_page_shows_params_metrics_and_tags(page, mlflow_ui):
+    [run] = mlflow_ui.runs("demo-mlflow-artifacts")
+    params = run.data.params  # the lesson's defaults, as recorded
+    assert set(params) == {"n_estimators", "max_depth", "test_size", "seed"}
     page.goto(f"{mlflow_ui.url}/#/experiments")
     page.get_by_role("link", name="demo-mlflow-artifacts", exact=True).click()
     page.get_by_role("link", name="random_forest_breast_cancer").click()
@@ -250,19 +254,30 @@ def test_run_page_shows_params_metrics_and_tags(page, mlflow_ui):
     expect_visible(
         *[
             page.get_by_role("row", name=f"{param} {value}", exact=True)
-            for param, value in {"n_estimators": 20, "max_depth": 4, "seed": 42}.items()
+            for param, value in params.items()
         ],
         *[
             page.get_by_role("row", name=re.compile(rf"^{metric} [01](\.\d+)? model$"))
-            for metric in ("accuracy", "roc_auc", "precision", "recall", "f1")
+            for metric in ("accuracy", "roc_auc", "precision", "recall", "f1_score")
         ],
     )
     for tag, value in {
         "model_type": "RandomForestClassifier",
         "dataset": "sklearn breast_cancer",
-        "owner": "alice",
+        "owner": getpass.getuser(),  # demo.py's default
     }.items():
         expect(page.get_by_role("status", name=tag, exact=True)).to_contain_text(value)
+    # The rows it learnt from, and (behind "+1") the held-out rows it was scored on.
+    training = page.get_by_role("button", name=re.compile(r"^breast_cancer_training \("))
+    expect(training.get_by_role("status")).to_have_text("training", ignore_case=True)
+    plus_one = page.get_by_role("status").filter(has_text=re.compile(r"^\+1$"))
+    page.get_by_role("button").filter(has=plus_one).click()
+    more = page.get_by_role("dialog", name="More items")
+    evaluation = more.get_by_role("button", name=re.compile(r"^breast_cancer_evaluation \("))
+    expect(evaluation.get_by_role("status")).to_have_text("evaluation", ignore_case=True)
+    page.keyboard.press("Escape")
+    expect(more).to_be_hidden()
+    page.evaluate("document.activeElement.blur()")  # no focus ring on "+1" in the picture
     screenshot(page, "run_overview")
 
 
@@ -274,6 +289,7 @@ def test_run_artifacts_include_the_plots_and_the_report(page, mlflow_ui):
     artifacts.get_by_text("plots", exact=True).click()
     for plot in ("confusion_matrix.png", "roc_curve.png", "feature_importance.png"):
         expect(artifacts.get_by_text(plot, exact=True)).to_be_visible()
+    expect(artifacts.get_by_text("held_out_rows.json", exact=True)).to_be_visible()
     artifacts.get_by_text("classification_report.txt", exact=True).click()
     expect(page.get_by_text("macro avg")).to_be_visible()
     artifacts.get_by_text("roc_curve.png", exact=True).click()
@@ -353,6 +369,8 @@ def test_registered_model_lists_versions_and_champion_alias(page, mlflow_ui):
     need("train_iris_sweep.py")
     versions = mlflow_ui.client.search_model_versions("name = 'iris_classifier'")
     champion = mlflow_ui.client.get_model_version_by_alias("iris_classifier", "champion")
+    # Tall enough for the default grid's four versions, the champion among them.
+    page.set_viewport_size({**VIEWPORT, "height": 1000})
     page.goto(f"{mlflow_ui.url}/#/experiments")
     page.get_by_role("link", name="Model registry").click()
     page.get_by_role("link", name="iris_classifier", exact=True).click()
