@@ -16,9 +16,6 @@ train_wine_elasticnet.py, from the repository root:
 # ------------------------------
 # One metric per workshop experiment: an error ranks best low (ASC, lowest
 # first), a score best high (DESC). Other experiments need ``--metric``.
-import argparse
-from pathlib import Path
-
 import plumbing
 
 EXPERIMENT_NAME = "wine-quality-elasticnet"
@@ -33,31 +30,16 @@ PAGE_SIZE = 1000  # runs per request: each page is one round trip that filters a
 MAX_METRIC_COLUMNS = 5  # in the printed table; the CSV has every metric
 
 
-def new_file(text, suffix=""):
-    if not Path(text).resolve().parent.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {text}: its folder does not exist")
-    if not text.lower().endswith(suffix):
-        raise argparse.ArgumentTypeError(f"the chart is a PNG file: end {text} in {suffix}")
-    return text
-
-
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = plumbing.argument_parser(__doc__)
     add = parser.add_argument
-    add("--experiment", default=EXPERIMENT_NAME, help="the experiment to compare (%(default)s)")
+    add("--experiment", default=EXPERIMENT_NAME, help="the experiment to compare")
     add("--filter", default="", help="an MLflow search filter, e.g. 'metrics.rmse < 0.7'")
     add("--metric", help="the metric to rank by (default: the experiment's in RANKING)")
     add("--order", type=str.upper, choices=["ASC", "DESC"], help="default: RANKING's, else ASC")
-    add(
-        "--max-results", type=plumbing.positive_int, default=MAX_RESULTS, help="default %(default)s"
-    )
-    add("--csv", metavar="PATH", type=new_file, help="write every matched run to this CSV file")
-    add(
-        "--plot",
-        metavar="PATH",
-        type=lambda text: new_file(text, ".png"),
-        help="draw each numeric param against the metric into this PNG file",
-    )
+    add("--max-results", type=plumbing.positive_int, default=MAX_RESULTS, help="at most this many")
+    add("--csv", metavar="PATH", type=plumbing.new_file, help="write every matched run to a CSV")
+    add("--plot", metavar="PATH", type=plumbing.new_png, help="draw params against the metric")
     return parser, parser.parse_args(argv)
 
 

@@ -115,6 +115,19 @@ def grid(text):
     return pairs
 
 
+def new_file(text):
+    """A file to write: its folder must exist."""
+    if not Path(text).resolve().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: its folder does not exist")
+    return text
+
+
+def new_png(text):
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"the chart is a PNG file: end {text} in .png")
+    return new_file(text)
+
+
 URI_FORMS = (
     "models:/<model_id>, runs:/<run_id>/model, models:/<name>/<version> or models:/<name>@<alias>"
 )
