@@ -7,14 +7,15 @@ import signal
 import socket
 import sys
 import time
-from importlib.metadata import version
 
 import mlflow
+import pandas as pd
 import pytest
 import requests
 from conftest import REPO_ROOT, BackgroundProcess, free_port, run_script, wait_for_http
 
 import serve_model
+import train_iris_sweep
 
 
 def readme_request_body():
@@ -32,36 +33,28 @@ def readme_request_body():
 
 # Three flowers from scikit-learn's iris data (rows 0, 50 and 100), one per species.
 README_REQUEST_BODY = readme_request_body()
-SETOSA, VERSICOLOR, VIRGINICA = 0, 1, 2
+SPECIES = ["setosa", "versicolor", "virginica"]
 
 
-def register_iris_champion(tracking_uri):
-    """A small forest registered as iris_classifier version 1, alias champion.
+def sklearn_predictions(body):
+    """What the champion, loaded as a scikit-learn model, predicts for a request body."""
+    rows = json.loads(body)["dataframe_split"]
+    features = pd.DataFrame(rows["data"], columns=rows["columns"])
+    model = mlflow.sklearn.load_model("models:/iris_classifier@champion")
+    return list(model.predict(features))
 
-    Built here rather than by train_iris_sweep.py so that this test checks
-    serving only.
-    """
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_iris
-    from sklearn.ensemble import RandomForestClassifier
 
-    iris = load_iris(as_frame=True)
-    model = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0)
-    model.fit(iris.data, iris.target)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("iris_classification")
-    with mlflow.start_run():
-        mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(iris.data, model.predict(iris.data)),
-            input_example=iris.data.iloc[[10, 60, 110]],
-            serialization_format="skops",
-            skops_trusted_types=["sklearn.tree._tree.Tree"],
-            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops")],
-            registered_model_name="iris_classifier",
-        )
-    mlflow.MlflowClient(tracking_uri).set_registered_model_alias("iris_classifier", "champion", 1)
+def start_server(tmp_path, name="server"):
+    """serve_model.py in the background with a PATH that lacks the virtual environment:
+    the script must find mlflow and uvicorn next to its own Python."""
+    port = free_port()
+    server = BackgroundProcess(
+        [sys.executable, "serve_model.py", "--port", str(port)],
+        tmp_path / f"{name}.log",
+        env={"PATH": os.defpath},
+        cwd=REPO_ROOT,
+    )
+    return server, port
 
 
 def wait_for_line(server, text, timeout=30):
@@ -73,17 +66,9 @@ def wait_for_line(server, text, timeout=30):
 
 
 def test_serves_the_champion_over_http(tracking_store, tmp_path):
-    register_iris_champion(tracking_store)
-    port = free_port()
+    train_iris_sweep.main(["--grid", "10:2"])
+    server, port = start_server(tmp_path)
     url = f"http://127.0.0.1:{port}"
-    # PATH without the virtual environment: the script must still find mlflow
-    # and uvicorn next to its own Python.
-    server = BackgroundProcess(
-        [sys.executable, "serve_model.py", "--port", str(port)],
-        tmp_path / "server.log",
-        env={"PATH": os.defpath},
-        cwd=REPO_ROOT,
-    )
     with server:
         try:
             wait_for_http(f"{url}/ping", server.process)
@@ -91,6 +76,8 @@ def test_serves_the_champion_over_http(tracking_store, tmp_path):
             pytest.fail(f"{error}\n{server.log()}")
         printed_curl = wait_for_line(server, "curl -X POST")
         assert "Stop the server with Ctrl+C." in server.log()
+        assert f"Serving at {url} (ready after " in server.log()
+        assert f"  curl {url}/ping\n  curl {url}/version\n" in server.log()
 
         assert requests.get(f"{url}/health", timeout=10).status_code == 200
         assert requests.get(f"{url}/version", timeout=10).text == "3.17.2"
@@ -100,14 +87,16 @@ def test_serves_the_champion_over_http(tracking_store, tmp_path):
             f"{url}/invocations", data=README_REQUEST_BODY, headers=headers, timeout=30
         )
         assert response.status_code == 200, response.text
-        assert response.json() == {"predictions": [SETOSA, VERSICOLOR, VIRGINICA]}
+        assert response.json() == {"predictions": SPECIES}
+        assert sklearn_predictions(README_REQUEST_BODY) == SPECIES
 
-        # The request the script prints (from the model's input example) works too.
+        # The request the script prints (the model's input example) works too,
+        # and the server predicts what the scikit-learn model does.
         printed_body = shlex.split(printed_curl)[-1]
         response = requests.post(
             f"{url}/invocations", data=printed_body, headers=headers, timeout=30
         )
-        assert response.json() == {"predictions": [SETOSA, VERSICOLOR, VIRGINICA]}
+        assert response.json() == {"predictions": sklearn_predictions(printed_body)}
 
         # Bodies that MLflow rejects, each with a message saying why.
         for bad_body, message in [
@@ -127,7 +116,32 @@ def test_serves_the_champion_over_http(tracking_store, tmp_path):
     log = server.log()
     assert "Server stopped." in log
     assert "Traceback" not in log, log
-    assert serve_model.port_is_free(port)  # nothing left listening: it can start again
+    assert_port_comes_free(port)  # nothing left listening: it can start again
+
+
+def test_sigterm_to_the_script_alone_stops_the_server(tracking_store, tmp_path):
+    """A process manager's SIGTERM reaches only the script; it stops the server too."""
+    train_iris_sweep.main(["--grid", "3:2"])
+    server, port = start_server(tmp_path, "sigterm")
+    with server:
+        wait_for_line(server, "Stop the server with Ctrl+C.", timeout=120)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0, server.log()
+    assert "Server stopped." in server.log()
+    assert "Traceback" not in server.log(), server.log()
+    assert_port_comes_free(port)
+
+
+def something_listens_on(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def assert_port_comes_free(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while something_listens_on(port):
+        assert time.monotonic() < deadline, f"something still listens on port {port}"
+        time.sleep(0.25)
 
 
 def test_missing_champion_says_to_run_the_sweep(tracking_store):
@@ -141,11 +155,10 @@ def test_missing_champion_says_to_run_the_sweep(tracking_store):
 @pytest.mark.parametrize(
     ("model_uri", "reason"),
     [
-        ("models:/iris_classifier@challenger", "iris_classifier not found"),
+        ("models:/iris_classifier@challenger", "Registered Model with name=iris_classifier not"),
         ("models:/iris_classifier/7", "not found"),
-        ("models:/m-0123456789abcdef", "not found"),
+        ("models:/m-0123456789abcdef", "Logged model with ID 'm-0123456789abcdef' not found"),
         ("runs:/0123456789abcdef0123456789abcdef/model", "not found"),
-        ("no/such/folder", 'Could not find an "MLmodel"'),
     ],
 )
 def test_unknown_model_is_one_sentence(tracking_store, model_uri, reason):
@@ -155,6 +168,15 @@ def test_unknown_model_is_one_sentence(tracking_store, model_uri, reason):
     assert message.startswith(f"Could not find the model {model_uri}: ")
     assert reason in message
     assert "\n" not in message
+    assert "train_iris_sweep.py" not in message  # that hint is for the default model only
+
+
+@pytest.mark.parametrize("model_uri", ["no/such/folder", "file:///tmp/model", "models:/"])
+def test_bad_uri_form_exits_2(capsys, model_uri):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--model-uri", model_uri])
+    assert exit_info.value.code == 2
+    assert "expected models:/<model_id>, runs:/<run_id>/model" in capsys.readouterr().err
 
 
 def test_unknown_alias_exits_1_without_traceback(tracking_store):
@@ -210,4 +232,4 @@ def test_readme_body_is_the_three_species():
     body = json.loads(README_REQUEST_BODY)["dataframe_split"]
     assert body["columns"] == list(iris.data.columns)
     assert body["data"] == iris.data.iloc[[0, 50, 100]].values.tolist()
-    assert list(iris.target.iloc[[0, 50, 100]]) == [SETOSA, VERSICOLOR, VIRGINICA]
+    assert list(iris.target_names[iris.target.iloc[[0, 50, 100]]]) == SPECIES
