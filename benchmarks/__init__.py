@@ -1,1 +1,0 @@
-"""Benchmark harness for the workshop: see benchmarks/run.py and BENCHMARKS.md."""
