@@ -9,11 +9,9 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import accuracy_score, log_loss
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 parser = argparse.ArgumentParser()
@@ -61,13 +59,3 @@ with mlflow.start_run(run_name="mlp_digits_curves"):
     path = os.path.join(tempfile.mkdtemp(), "learning_curve.png")
     plt.savefig(path)
     mlflow.log_artifact(path, artifact_path="plots")
-
-mlflow.sklearn.autolog(log_models=False)
-search = GridSearchCV(
-    make_pipeline(StandardScaler(), RidgeClassifier()),
-    param_grid={"ridgeclassifier__alpha": [0.1, 1.0, 10.0, 100.0]},
-    cv=3,
-)
-with mlflow.start_run(run_name="ridge_grid_search_autolog"):
-    search.fit(X_train, y_train)
-    search.score(X_val, y_val)
