@@ -64,18 +64,42 @@ def load_data(data, test_size, seed):
 
 
 # %%
-# 2. The MLflow run
-# -----------------
-# One invocation, one run. The run name carries the settings, so a list of
-# runs reads like a list of the experiments tried.
+# 2. The model and its errors
+# ---------------------------
+# The penalty treats every coefficient alike, so the features are put on one
+# scale first; the scaler travels inside the logged model. The metrics are
+# errors in quality points on wines the model never saw.
 import warnings
 
-import mlflow
-from mlflow.models import infer_signature
 from sklearn.linear_model import ElasticNet
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+
+def fit_and_score(args, X_train, y_train, X_test, y_test):
+    model = make_pipeline(StandardScaler(), ElasticNet(alpha=args.alpha, l1_ratio=args.l1_ratio))
+    with warnings.catch_warnings():
+        # With alpha 0 (no penalty) scikit-learn suggests LinearRegression
+        # instead; the fit is the same, so that one hint is not shown.
+        warnings.filterwarnings("ignore", "With alpha=0", UserWarning)
+        model.fit(X_train, y_train)
+    y_pred = model.predict(X_test)
+    metrics = {
+        "rmse": root_mean_squared_error(y_test, y_pred),
+        "r2": r2_score(y_test, y_pred),
+        "mae": mean_absolute_error(y_test, y_pred),
+    }
+    return model, y_pred, metrics
+
+
+# %%
+# 3. The MLflow run
+# -----------------
+# One invocation, one run. The run name carries the settings, so a list of
+# runs reads like a list of the experiments tried.
+import mlflow
+from mlflow.models import infer_signature
 
 FEATURES, TARGET = plumbing.WINE_FEATURES, plumbing.WINE_TARGET
 
@@ -103,25 +127,8 @@ def main(argv=None):
             mlflow.log_input(data, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")  # for load_model.py
 
-        # The penalty treats every coefficient alike, so the features are put
-        # on one scale first; the scaler travels inside the logged model.
-        model = make_pipeline(
-            StandardScaler(), ElasticNet(alpha=args.alpha, l1_ratio=args.l1_ratio)
-        )
-        with warnings.catch_warnings():
-            # With alpha 0 (no penalty) scikit-learn suggests LinearRegression
-            # instead; the fit is the same, so that one hint is not shown.
-            warnings.filterwarnings("ignore", "With alpha=0", UserWarning)
-            model.fit(X_train, y_train)
-
-        # Metrics, all in one call: errors in quality points on unseen wines.
-        y_pred = model.predict(X_test)
-        metrics = {
-            "rmse": root_mean_squared_error(y_test, y_pred),
-            "r2": r2_score(y_test, y_pred),
-            "mae": mean_absolute_error(y_test, y_pred),
-        }
-        mlflow.log_metrics(metrics)
+        model, y_pred, metrics = fit_and_score(args, X_train, y_train, X_test, y_test)
+        mlflow.log_metrics(metrics)  # all of them in one call
 
         # The model, as in demo.py: skops, a signature, an input example and
         # pinned requirements (a linear model and a scaler need no trusted types).
