@@ -4,7 +4,8 @@
 
     machine       cpu, cores, python, packages {name: version}, date,
                   load_before, load_after (1, 5, 15 min), minutes, quick
-    scripts       [{lesson, cold, warm, baseline}], the last three timings
+    scripts       [{lesson, cold, warm, baseline}], the last three timings (cold None
+                  in a --quick run)
     step_metrics  {"SQLite", "tracking server": {"log_batch", "log_metric":
                   {points, median, points_per_second, seconds_for_all}}, server_startup}
     compare_runs  {runs, compare, floor}, the last two timings
@@ -28,6 +29,8 @@ def table(header, rows):
 
 
 def seconds(timing):
+    if timing is None:  # not measured (--quick)
+        return "–"
     return f"{timing['median']:.2f} s ({timing['min']:.2f}–{timing['max']:.2f})"
 
 
@@ -74,7 +77,8 @@ def scripts(results):
         rows.append((f"`{row['warm']['command']}`", *timings, f"{ratio:.2f}×"))
     header = ["Command", "cold (new store)", "warm", "baseline, warm", "warm / baseline"]
     first = results["scripts"][0]
-    runs = f"{len(first['warm']['times'])} runs, cold {len(first['cold']['times'])}"
+    cold = len(first["cold"]["times"]) if first["cold"] else 0
+    runs = f"{len(first['warm']['times'])} runs, cold {cold}"
     return table(header, rows) + f"\n\nMedian (min–max) of {runs}."
 
 

@@ -47,7 +47,7 @@ IRIS_ROW = json.dumps(
 # How much to measure: (a full run, a --quick run).
 SIZES = {
     "runs": (3, 1),  # timed runs of each warm command
-    "cold_runs": (1, 1),  # timed runs of each lesson in a new store
+    "cold_runs": (1, 0),  # timed runs of each lesson in a new store
     "demo": ((), ("--n-estimators", "10")),  # flags for demo.py and its baseline
     "sweep": ((), ("--grid", "10:2")),  # ... for train_iris_sweep.py and its baseline
     "curves": ((), ("--epochs", "3")),  # ... for track_training_curves.py and its baseline
@@ -165,8 +165,10 @@ def time_lessons(work, sizes):
         folder, baseline_folder = work / lesson, work / baseline  # time_serving reuses the sweeps'
         folder.mkdir(), baseline_folder.mkdir()
         lesson_command = command(REPO / lesson, *flags)
-        prepare = "rm -rf mlflow.db mlruns"  # a new store before each run
-        (cold,) = hyperfine(folder, [lesson_command], sizes.cold_runs, prepare=prepare)
+        cold = None  # --quick runs each lesson once only, in a new store
+        if sizes.cold_runs:
+            prepare = "rm -rf mlflow.db mlruns"  # a new store before each run
+            (cold,) = hyperfine(folder, [lesson_command], sizes.cold_runs, prepare=prepare)
         (warm,) = hyperfine(folder, [lesson_command], sizes.runs)  # in the store the last made
         # The baseline starts from a copy of that store: tables made, experiment there.
         shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")
