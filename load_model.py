@@ -67,27 +67,9 @@ def model_info(client, uri):
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise  # not a missing model: main says the store could not be used
         message = error.message.rstrip(".")
-        raise SystemExit(f"Cannot find {uri}: {message}{hint(client, uri)}.") from None
-
-
-def hint(client, uri):
-    """What does exist, so that a typo is easy to fix."""
-    kind, _, rest = uri.partition(":/")
-    name = rest.strip("/").split("/")[0].split("@")[0]  # a run id, model id or registered name
-    try:
-        if kind == "runs":
-            experiment_id = client.get_run(name).info.experiment_id
-            models = client.search_logged_models([experiment_id], f"source_run_id = '{name}'")
-            names = ", ".join(f"runs:/{name}/{model.name}" for model in models) or "none"
-            return f" (this run's models: {names})"
-        if name.startswith("m-"):
-            return " (python compare_runs.py lists the runs and their models)"
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-        aliases = ", ".join(f"@{a}" for a in sorted(client.get_registered_model(name).aliases))
-        return f" ('{name}' has versions {', '.join(map(str, versions))} and aliases {aliases})"
-    except MlflowException:  # no such run, or no such registered model
-        names = [model.name for model in client.search_registered_models()]
-        return "" if kind == "runs" else f" (registered models: {', '.join(names) or 'none'})"
+        raise SystemExit(
+            f"Cannot find {uri}: {message}{plumbing.what_exists(client, uri)}."
+        ) from None
 
 
 # %%

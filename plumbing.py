@@ -17,8 +17,10 @@ import argparse
 import atexit
 import gc
 import os
+import shutil
 import signal
 import socket
+import sys
 import urllib.parse
 import urllib.request
 from importlib.metadata import version
@@ -313,8 +315,42 @@ def load_wine_data(source=WINE_CSV):
 
 
 # %%
-# Where to look next
-# ------------------
+# Where to look next, and what exists
+# -----------------------------------
+
+
+def what_exists(client, uri):
+    """For an unknown model URI: what does exist, so that a typo is easy to fix."""
+    kind, _, rest = uri.partition(":/")
+    name = rest.strip("/").split("/")[0].split("@")[0]  # a run id, model id or registered name
+    try:
+        if kind == "runs":
+            experiment_id = client.get_run(name).info.experiment_id
+            models = client.search_logged_models([experiment_id], f"source_run_id = '{name}'")
+            names = ", ".join(f"runs:/{name}/{model.name}" for model in models) or "none"
+            return f" (this run's models: {names})"
+        if name.startswith("m-"):
+            return " (python compare_runs.py lists the runs and their models)"
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        aliases = ", ".join(f"@{a}" for a in sorted(client.get_registered_model(name).aliases))
+        return f" ('{name}' has versions {', '.join(map(str, versions))} and aliases {aliases})"
+    except MlflowException:  # no such run, or no such registered model
+        names = [model.name for model in client.search_registered_models()]
+        return "" if kind == "runs" else f" (registered models: {', '.join(names) or 'none'})"
+
+
+SCRIPTS_DIR = Path(sys.executable).parent  # the environment's bin/ (Scripts\\ on Windows)
+
+
+def find_command(name):
+    """A command of this Python's environment, else from PATH: activating it is easy to forget."""
+    found = shutil.which(name, path=str(SCRIPTS_DIR)) or shutil.which(name)
+    if found is None:
+        raise SystemExit(
+            f"The {name} command is neither next to {sys.executable} nor on PATH: activate "
+            "the workshop's virtual environment, or `pip install -r requirements.txt` into it."
+        )
+    return found
 
 
 def print_summary(run, experiment, metrics, model_uri=None, next_steps=()):

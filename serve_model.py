@@ -41,25 +41,11 @@ def parse_args(argv):
 # Only one program can listen on a port. ``get_model_info`` reads just the
 # model's MLmodel file: an unknown name, alias, version or run fails at once.
 import os
-import shutil
 import socket
-import sys
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
-
-SCRIPTS_DIR = Path(sys.executable).parent  # the environment's bin/ (Scripts\ on Windows)
-
-
-def find_command(name):
-    found = shutil.which(name, path=str(SCRIPTS_DIR)) or shutil.which(name)
-    if found is None:
-        raise SystemExit(
-            f"The {name} command is neither next to {sys.executable} nor on PATH: activate "
-            "the workshop's virtual environment, or `pip install -r requirements.txt` into it."
-        )
-    return found
 
 
 def model_info(model_uri):
@@ -139,7 +125,10 @@ def stop(server):
 
 def main(argv=None):
     args = parse_args(argv)
-    mlflow_command, uvicorn_command = find_command("mlflow"), find_command("uvicorn")
+    mlflow_command, uvicorn_command = (
+        plumbing.find_command("mlflow"),
+        plumbing.find_command("uvicorn"),
+    )
     with socket.socket() as probe:  # does a program answer on the port already?
         probe.settimeout(1)
         if probe.connect_ex((HOST, args.port)) == 0:

@@ -14,6 +14,7 @@ import pytest
 import requests
 from conftest import REPO_ROOT, BackgroundProcess, free_port, run_script, wait_for_http
 
+import plumbing
 import serve_model
 import train_iris_sweep
 
@@ -206,7 +207,7 @@ def test_port_in_use_is_one_sentence(tracking_store):
 
 
 def test_missing_mlflow_command_says_to_activate_the_venv(tracking_store, tmp_path, monkeypatch):
-    monkeypatch.setattr(serve_model, "SCRIPTS_DIR", tmp_path)  # no mlflow next to Python
+    monkeypatch.setattr(plumbing, "SCRIPTS_DIR", tmp_path)  # no mlflow next to Python
     monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
     with pytest.raises(SystemExit) as exit_info:
         serve_model.main(["--port", str(free_port())])
