@@ -26,8 +26,11 @@ import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
-import mlflow
-from mlflow.exceptions import MlflowException
+# MLflow and pandas are imported inside the functions that use them: a lesson
+# imports this module first, and importing MLflow here would make a flag error
+# or --help wait seconds for it. It also keeps scikit-learn ahead of MLflow in
+# sys.modules, which saves skops about a second when it saves a model (it looks
+# up every type it trusts by walking sys.modules in order; measured on demo.py).
 
 REPO_ROOT = Path(__file__).resolve().parent
 # A logged model's exact requirements. Naming them saves MLflow seconds of
@@ -186,6 +189,8 @@ def connect(missing_store_message=None):
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    import mlflow
+
     uri = tracking_uri()
     _check_server_answers(uri)
     mlflow.set_tracking_uri(uri)
@@ -233,6 +238,9 @@ def use_experiment(name):
     ``set_experiment`` returns it without making it active, and the run lands
     in "Default".
     """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     uri = connect()
     try:
         if mlflow.get_experiment_by_name(name) is None:
@@ -243,6 +251,9 @@ def use_experiment(name):
 
 
 def _create_experiment(name):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     artifact_location = (LOCAL_ARTIFACT_ROOT / name).as_uri() if is_local() else None
     try:
         mlflow.create_experiment(name, artifact_location=artifact_location)
@@ -264,8 +275,6 @@ def unreachable_message(uri, error):
 # see data/README.md. UCI's own copy is semicolon-separated, ours
 # comma-separated; both are read.
 import csv
-
-import pandas as pd
 
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 WINE_FEATURES = [
@@ -289,6 +298,8 @@ def load_wine_data(source=WINE_CSV):
 
     Stops with one sentence when it cannot be read or is not this data set.
     """
+    import pandas as pd
+
     hint = "pass the red-wine CSV with --data"
     try:
         table = pd.read_csv(source, sep=None, engine="python", encoding="utf-8-sig")
@@ -321,6 +332,8 @@ def load_wine_data(source=WINE_CSV):
 
 def what_exists(client, uri):
     """For an unknown model URI: what does exist, so that a typo is easy to fix."""
+    from mlflow.exceptions import MlflowException
+
     kind, _, rest = uri.partition(":/")
     name = rest.strip("/").split("/")[0].split("@")[0]  # a run id, model id or registered name
     try:
