@@ -56,55 +56,28 @@ def _number(convert, text):
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
-def positive_int(text):
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
+def _checked(convert, accept, requirement):
+    """A flag type: ``convert`` the text, then refuse it unless ``accept(value)``."""
+
+    def flag_type(text):
+        value = _number(convert, text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return flag_type
 
 
-def seed(text):
-    """scikit-learn and NumPy take seeds from 0 to 2**32 - 1."""
-    value = _number(int, text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 4294967295, got {text}")
-    return value
-
-
-def positive_number(text):
-    value = _number(float, text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
-
-
-def non_negative_number(text):
-    value = _number(float, text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
-    return value
-
-
-def closed_fraction(text):
-    value = _number(float, text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (inclusive), got {text}")
-    return value
-
-
-def holdout_fraction(text):
-    """A share of rows to hold out: both parts must keep enough rows to learn and to score."""
-    value = _number(float, text)
-    if not 0.05 <= value <= 0.95:
-        raise argparse.ArgumentTypeError(f"must be between 0.05 and 0.95, got {text}")
-    return value
-
-
-def port_number(text):
-    value = _number(int, text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
-    return value
+INF = float("inf")
+positive_int = _checked(int, lambda v: v >= 1, "a whole number of at least 1")
+# scikit-learn and NumPy take seeds from 0 to 2**32 - 1.
+seed = _checked(int, lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295")
+positive_number = _checked(float, lambda v: 0 < v < INF, "a number above 0")
+non_negative_number = _checked(float, lambda v: 0 <= v < INF, "a number of at least 0")
+closed_fraction = _checked(float, lambda v: 0 <= v <= 1, "between 0 and 1 (inclusive)")
+# A share of rows to hold out: both parts must keep enough rows to learn and to score.
+holdout_fraction = _checked(float, lambda v: 0.05 <= v <= 0.95, "between 0.05 and 0.95")
+port_number = _checked(int, lambda v: 1 <= v <= 65535, "a port number from 1 to 65535")
 
 
 def grid(text):
