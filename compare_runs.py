@@ -27,7 +27,6 @@ RANKING = {
 }
 MAX_RESULTS = 100
 PAGE_SIZE = 1000  # runs per request: each page is one round trip that filters and sorts
-MAX_METRIC_COLUMNS = 5  # in the printed table; the CSV has every metric
 
 
 def parse_args(argv):
@@ -46,9 +45,10 @@ def parse_args(argv):
 # %%
 # 2. Search runs, page by page
 # ----------------------------
-# A filter (params are text, so quoted: ``params.alpha = '0.1'``) and a sort
-# clause (``metrics.rmse ASC``; runs without that metric come last). The store
-# answers one page at a time, with a ``token`` to ask for the next one.
+# A filter (params are text, so quoted: ``params.alpha = '0.1'``) and sort
+# clauses: the metric (runs without it come last), then the start time, so
+# that of two tied runs the older ranks first, as the sweep's champion rule
+# has it. The store answers one page at a time, with a ``token`` for the next.
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -68,8 +68,8 @@ def search_all_pages(client, experiment_id, filter_string, order_by, max_results
 # 3. Rank the runs that logged the metric
 # ---------------------------------------
 # A run is ``info`` (id, name, status) and ``data`` (params, metrics, tags).
-# The table shows the params that differ; a run without the metric (a sweep's
-# parent run has no score of its own) is named below it.
+# The table shows the params that differ and five metrics; a run without the
+# metric (a sweep's parent run has no score of its own) is named below it.
 import pandas as pd
 
 
@@ -90,7 +90,7 @@ def print_ranking(runs, metric):
     rows = [
         {"#": rank, "run name": run.info.run_name, "run id": run.info.run_id[:8]}
         | {name: run.data.params.get(name) for name in differing_params(ranked)}
-        | {name: run.data.metrics.get(name) for name in metrics[:MAX_METRIC_COLUMNS]}
+        | {name: run.data.metrics.get(name) for name in metrics[:5]}
         for rank, run in enumerate(ranked, start=1)
     ]
     print(pd.DataFrame(rows).to_string(index=False, na_rep="-", float_format="{:.3f}".format))
@@ -100,57 +100,27 @@ def print_ranking(runs, metric):
 
 
 # %%
-# 4. A chart: which setting moves the metric?
-# -------------------------------------------
-# One panel per numeric param that differs, the best run in orange. Only
-# ``--plot`` imports matplotlib (0.4 s); a bare ``Figure`` draws to a file.
-def plot_params(ranked, metric, order, path):
-    table = pd.DataFrame([run.data.params for run in ranked]).apply(pd.to_numeric, errors="coerce")
-    params = [name for name in differing_params(ranked) if table[name].notna().all()]
-    if not params:
-        print("No chart: no numeric param differs between the ranked runs.")
-        return
-    from matplotlib.figure import Figure
-
-    scores = [run.data.metrics[metric] for run in ranked]
-    fig = Figure(figsize=(1 + 4 * len(params), 4), layout="tight")
-    axes = fig.subplots(1, len(params), sharey=True, squeeze=False)[0]
-    for ax, name in zip(axes, params, strict=True):
-        ax.scatter(table[name], scores, label="run")
-        ax.scatter(table[name][:1], scores[:1], color="tab:orange", s=80, label="best run")
-        ax.set_xlabel(name)
-    axes[0].set_ylabel(f"{metric} ({'lower' if order == 'ASC' else 'higher'} is better)")
-    axes[0].legend()
-    fig.savefig(path)
-    print(f"Wrote the chart to {path}")
-
-
-# %%
-# 5. Compare, export, and the best run
+# 4. Compare, export, and the best run
 # ------------------------------------
 # All store work sits in one ``try``: a filter or metric MLflow cannot use gets
 # MLflow's reason, any other failure one sentence about the store.
 import mlflow
 
-NO_RUNS_YET = "There are no runs yet: run `python train_wine_elasticnet.py` first."
-CREATE_IT = " (run `python train_wine_elasticnet.py` to create it)"
-
 
 def find_experiment(client, name):
     experiments = client.search_experiments(order_by=["name ASC"])
-    names = [experiment.name for experiment in experiments]
-    if name not in names:
-        hint = CREATE_IT if name == EXPERIMENT_NAME else ""
-        listed = ", ".join(f"'{name}'" for name in names)
-        raise SystemExit(
-            f"There is no experiment named '{name}'; the experiments are: {listed}{hint}."
-        )
-    return experiments, experiments[names.index(name)]
+    if found := [experiment for experiment in experiments if experiment.name == name]:
+        return experiments, found[0]
+    listed = ", ".join(f"'{experiment.name}'" for experiment in experiments)
+    hint = (
+        " (run `python train_wine_elasticnet.py` to create it)" if name == EXPERIMENT_NAME else ""
+    )
+    raise SystemExit(f"There is no experiment named '{name}'; the experiments are: {listed}{hint}.")
 
 
 def main(argv=None):
     parser, args = parse_args(argv)
-    uri = plumbing.connect(missing_store_message=NO_RUNS_YET)
+    uri = plumbing.connect("There are no runs yet: run `python train_wine_elasticnet.py` first.")
     client = MlflowClient(uri)
     try:
         experiments, experiment = find_experiment(client, args.experiment)
@@ -158,7 +128,7 @@ def main(argv=None):
         metric, order = args.metric or metric, args.order or order
         if metric is None:
             parser.error(f"'{experiment.name}' has no default metric: pass --metric NAME")
-        order_by = [f"metrics.{metric} {order}"]
+        order_by = [f"metrics.{metric} {order}", "attributes.start_time ASC"]
         ids, limit = [experiment.experiment_id], args.max_results
         runs, pages, more = search_all_pages(client, ids[0], args.filter, order_by, limit)
     except MlflowException as error:
@@ -180,19 +150,19 @@ def main(argv=None):
         table.to_csv(args.csv, index=False)
         print(f"Wrote {len(table)} runs with all their params, metrics and tags to {args.csv}")
     ranked = print_ranking(runs, metric)
-    if not ranked:
-        return {"experiment": experiment, "runs": runs, "ranked": [], "best_run": None}
-    if args.plot:
-        plot_params(ranked, metric, order, args.plot)
-
-    # The best run, its model (``search_logged_models``) and where to see it.
-    best = ranked[0]
-    value = f"{metric} = {best.data.metrics[metric]:.3f}"
-    print(f"\nBest run by {order_by[0]}: {best.info.run_name} {best.info.run_id} {value}")
-    run_filter = f"source_run_id = '{best.info.run_id}'"
-    for model in client.search_logged_models(ids, filter_string=run_filter):
-        print(f"Its model: python load_model.py --model-uri {model.model_uri}")
-    print("\n".join(plumbing.where_to_look(best)))
+    if ranked and args.plot:  # one panel per numeric param that differs, the best in orange
+        table = pd.DataFrame([run.data.params for run in ranked])
+        scores = [run.data.metrics[metric] for run in ranked]
+        label = f"{metric} ({'lower' if order == 'ASC' else 'higher'} is better)"
+        plumbing.plot_params(table[differing_params(ranked)], scores, label, args.plot)
+    best = ranked[0] if ranked else None
+    if best:  # the best run, its model (``search_logged_models``) and where to see it
+        value = f"{metric} = {best.data.metrics[metric]:.3f}"
+        print(f"\nBest run by {order_by[0]}: {best.info.run_name} {best.info.run_id} {value}")
+        run_filter = f"source_run_id = '{best.info.run_id}'"
+        for model in client.search_logged_models(ids, filter_string=run_filter):
+            print(f"Its model: python load_model.py --model-uri {model.model_uri}")
+        print("\n".join(plumbing.where_to_look(best)))
     return {"experiment": experiment, "runs": runs, "ranked": ranked, "best_run": best}
 
 

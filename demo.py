@@ -85,8 +85,11 @@ def evaluate(model, X_test, y_test):
     ConfusionMatrixDisplay.from_predictions(y_test, y_pred, cmap="Blues", colorbar=False, ax=ax)
     ax.set_title("Confusion matrix (test set)")
     roc, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", ax=ax, name="forest")
-    ax.set_title("ROC curve on the test set (positive class: benign)")
+    curve = RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", ax=ax)
+    curve.line_.set_label(f"forest (roc_auc {scores['roc_auc']:.3f}, as logged)")
+    ax.legend(loc="lower right")
+    ax.set(title="ROC curve on the test set", xlabel="Malignant tumours called benign (share)")
+    ax.set_ylabel("Benign tumours called benign (share)")
     importance, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
     top = model.feature_importances_.argsort()[-15:]
     ax.barh(X_test.columns[top], model.feature_importances_[top])

@@ -10,7 +10,9 @@ Not a lesson itself; the lessons import it so that they can stay about MLflow.
   ``sqlite:///mlflow.db`` would make a second, empty store in whatever folder
   you happen to be in, and `mlflow ui` would show nothing.)
 - The red-wine data: ``data/winequality-red.csv``, read and checked.
-- Where to look next: the lines that tell you how to see a run in the UI.
+- Spark, for the Spark lessons: pyspark and Java checked, a session on 127.0.0.1.
+- Where to look next: the lines that tell you how to see a run in the UI, and
+  compare_runs.py's chart of params against a metric.
 """
 
 import argparse
@@ -124,7 +126,13 @@ def model_uri(text):
 LOCAL_TRACKING_URI = "sqlite:///" + (REPO_ROOT / "mlflow.db").as_posix()
 LOCAL_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
 UI_URL = "http://127.0.0.1:5000"
-UI_COMMAND = "mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000"
+# ui.env switches off the UI's job workers and telemetry (README, "Open the MLflow UI").
+UI_COMMAND = (
+    "mlflow --env-file ui.env ui --workers 1 "
+    "--backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000"
+)
+# The UI opens in its GenAI view unless a link asks for the model-training one.
+UI_VIEW = "?workflowType=machine_learning"
 
 # MLflow retries an unreachable server for minutes by default; a participant
 # should hear about a stopped server in seconds. Explicit settings win.
@@ -299,6 +307,82 @@ def load_wine_data(source=WINE_CSV):
 
 
 # %%
+# Spark on this machine
+# ---------------------
+# For the Spark lessons. pyspark drives Spark inside a Java virtual machine
+# (JVM) that it starts as a child process, so pyspark and Java are checked
+# before that (starting the JVM takes 10 to 20 s). In local mode Spark binds
+# to 127.0.0.1: without SPARK_LOCAL_IP it looks up the machine's network
+# address, binds to that and warns. Its web UI is off (the MLflow UI is the
+# one to look at). Spark's Python workers, where a spark_udf runs, use this
+# Python: by default they start whatever ``python3`` is on PATH.
+import contextlib
+import importlib.util
+import re
+import time
+
+SPARK_INSTALL = "pip install -r requirements-spark.txt"
+JAVA_INSTALL = (
+    "install Java 17 or newer (Debian, Ubuntu: apt-get install openjdk-17-jre-headless; "
+    "macOS: brew install openjdk@17; Windows: Eclipse Temurin 17) or set JAVA_HOME"
+)
+SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?|yarn|(spark|k8s)://\S+")
+
+
+def spark_master(text):
+    """A --master flag: local[*] (a thread per core), local[N], spark://host:port, yarn, k8s://..."""
+    if not SPARK_MASTER.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected local[*], local[N], spark://host:port, yarn or k8s://..., got {text!r}"
+        )
+    return text
+
+
+def _java_command():
+    java_home = os.environ.get("JAVA_HOME")
+    return shutil.which("java", path=str(Path(java_home, "bin")) if java_home else None)
+
+
+@contextlib.contextmanager
+def spark_session(master, app_name):
+    """A SparkSession on ``master`` for the block, stopped at its end, Ctrl+C included.
+
+    A session already active (a notebook's, a test's) is used as it is and left
+    running. Without pyspark or Java: one sentence, exit code 1.
+    """
+    if importlib.util.find_spec("pyspark") is None:
+        raise SystemExit(f"This lesson needs pyspark, which is not installed: {SPARK_INSTALL}.")
+    if _java_command() is None:
+        where = "in JAVA_HOME" if os.environ.get("JAVA_HOME") else "on PATH"
+        raise SystemExit(f"Spark runs on Java, and there is no java {where}: {JAVA_INSTALL}.")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = builder.config("spark.ui.enabled", "false")
+    if master.startswith("local"):  # on a cluster, executors elsewhere must reach the driver
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1")
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+    existing = SparkSession.getActiveSession()
+    started = time.perf_counter()
+    if existing is None:
+        print(f"Starting Spark ({master}) ...", flush=True)
+    spark = existing or builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")  # Spark's own log, from here on
+    if existing is None:
+        print(f"Spark {spark.version} started in {time.perf_counter() - started:.1f} s")
+    try:
+        yield spark
+    except KeyboardInterrupt:
+        print("Stopped: the runs are marked FAILED and Spark is stopped.", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if existing is None:
+            spark.stop()
+
+
+# %%
 # Where to look next, and what exists
 # -----------------------------------
 
@@ -339,6 +423,17 @@ def find_command(name):
     return found
 
 
+def check_port_free(host, port):
+    """Stop with one sentence if a program already answers on ``host``:``port``."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex((host, port)) == 0:
+            raise SystemExit(
+                f"Port {port} on {host} is already in use, probably by another server: "
+                "stop that one, or choose another port with --port."
+            )
+
+
 def print_summary(run, experiment, metrics, model_uri=None, next_steps=()):
     """The run, its metrics to three decimals, its model, what to run next, where to see it."""
     print(f"Run {run.info.run_id} ({run.info.run_name}) in experiment '{experiment.name}'")
@@ -355,11 +450,37 @@ def print_summary(run, experiment, metrics, model_uri=None, next_steps=()):
 def where_to_look(run):
     """Lines telling the participant how to see ``run`` in the MLflow UI."""
     uri = tracking_uri()
-    path = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    path = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}{UI_VIEW}"
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
         return [f"See it in the UI: {uri.rstrip('/')}{path}"]
     if is_local():
         where, command = f"from {REPO_ROOT} run", UI_COMMAND
     else:
-        where, command = "run", f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+        command = f"mlflow ui --workers 1 --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+        where = "run"
     return [f"See it in the UI: {where}", f"  {command}", f"  then open {UI_URL}{path}"]
+
+
+def plot_params(params, scores, score_label, path):
+    """Draw each numeric column of ``params`` against ``scores`` (best first) into a PNG.
+
+    One panel per param, the first (best) run in orange. matplotlib is imported
+    only here (0.4 s); a bare ``Figure`` draws to a file without a window.
+    """
+    import pandas as pd
+
+    params = params.apply(pd.to_numeric, errors="coerce").dropna(axis="columns")
+    if params.empty:
+        return print("No chart: no numeric param differs between the ranked runs.")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1 + 4 * len(params.columns), 4), layout="tight")
+    axes = fig.subplots(1, len(params.columns), sharey=True, squeeze=False)[0]
+    for ax, name in zip(axes, params.columns, strict=True):
+        ax.scatter(params[name], scores, label="run")
+        ax.scatter(params[name][:1], scores[:1], color="tab:orange", s=80, label="best run")
+        ax.set_xlabel(name)
+    axes[0].set_ylabel(score_label)
+    axes[0].legend()
+    fig.savefig(path)
+    print(f"Wrote the chart to {path}")

@@ -41,7 +41,6 @@ def parse_args(argv):
 # Only one program can listen on a port. ``get_model_info`` reads just the
 # model's MLmodel file: an unknown name, alias, version or run fails at once.
 import os
-import socket
 from pathlib import Path
 
 import mlflow
@@ -125,17 +124,9 @@ def stop(server):
 
 def main(argv=None):
     args = parse_args(argv)
-    mlflow_command, uvicorn_command = (
-        plumbing.find_command("mlflow"),
-        plumbing.find_command("uvicorn"),
-    )
-    with socket.socket() as probe:  # does a program answer on the port already?
-        probe.settimeout(1)
-        if probe.connect_ex((HOST, args.port)) == 0:
-            raise SystemExit(
-                f"Port {args.port} on {HOST} is already in use, probably by another server: "
-                "stop that one, or choose another port with --port."
-            )
+    mlflow_command = plumbing.find_command("mlflow")
+    uvicorn_command = plumbing.find_command("uvicorn")
+    plumbing.check_port_free(HOST, args.port)
     store = plumbing.connect()
     info = model_info(args.model_uri)
     body = example_body(args.model_uri, info)

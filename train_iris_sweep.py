@@ -13,9 +13,9 @@ of the registered model ``iris_classifier``; the best carries the alias
 # %%
 # Settings
 # --------
-# The grid: (n_estimators, max_depth) pairs, one run each. The held-out rows
-# are the same in every sweep, so a new sweep's accuracies can be compared with
-# the versions before it. ``--seed`` seeds the forests only.
+# The grid: (n_estimators, max_depth) pairs, one run each, simplest first.
+# The held-out rows are the same in every sweep, so a new sweep's accuracies
+# can be compared with the versions before it. ``--seed`` seeds the forests.
 from datetime import datetime
 
 import plumbing
@@ -28,8 +28,8 @@ EXPERIMENT_NAME = "iris_classification"
 MODEL_NAME = "iris_classifier"
 CHAMPION_ALIAS = "champion"
 SOURCE = "https://archive.ics.uci.edu/dataset/53/iris"
-DESCRIPTION = "Random forests for the iris species, one version per run of train_iris_sweep.py; "
-DESCRIPTION += "'champion' is the best by test accuracy (ties: fewer trees, shallower, older)."
+DESCRIPTION = "Random forests for the iris species, one version per sweep run; 'champion' is "
+DESCRIPTION += "the highest test accuracy (on a tie, the older version keeps it)."
 
 
 def parse_args(argv):
@@ -44,8 +44,7 @@ def parse_args(argv):
 # 1. Data
 # -------
 # 30% of the flowers are held out, stratified so each species keeps its
-# share. With 45 test flowers accuracy moves in steps of 1/45, so several
-# configurations often tie: the champion rule below settles ties.
+# share. With 45 test flowers accuracy moves in steps of 1/45: ties are common.
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
@@ -65,10 +64,6 @@ def load_data():
 # ``mlflow.parentRunId``; the UI folds children under their parent).
 # ``registered_model_name`` logs the model and registers it as the next version
 # of ``iris_classifier`` in one call; version tags hold facts to compare by.
-import matplotlib
-
-matplotlib.use("Agg")  # draw to files, no window needed
-import matplotlib.pyplot as plt
 import mlflow
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -99,11 +94,6 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
             "recall": sk.recall_score(y_test, y_pred, **average),
         }
         mlflow.log_metrics(metrics)
-        plot = sk.ConfusionMatrixDisplay.from_predictions(y_test, y_pred, colorbar=False)
-        plot.ax_.set_title(f"Confusion matrix, {run.info.run_name} (test set)")
-        mlflow.log_figure(plot.figure_, "plots/confusion_matrix.png")
-        plt.close(plot.figure_)
-
         model_info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -117,7 +107,7 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
     version = str(model_info.registered_model_version)
     tags = {"accuracy": f"{metrics['accuracy']:.4f}", "n_estimators": str(n_estimators)}
     tags |= {"max_depth": str(max_depth), "run_name": run.info.run_name}
-    for key, value in tags.items():
+    for key, value in tags.items():  # facts to compare versions by, in the registry's UI
         MlflowClient().set_model_version_tag(MODEL_NAME, version, key, value)
     print(f"  {run.info.run_name:<14} accuracy {metrics['accuracy']:.3f}  -> version {version}")
     return {"run_id": run.info.run_id, "version": version, "tags": tags, "metrics": metrics}
@@ -128,20 +118,10 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
 # ---------------------
 # Registry *stages* (Staging/Production) are deprecated in MLflow 3; aliases
 # replace them: a named pointer to one version, moved when a better one
-# arrives. The champion rule, between this sweep's best version and the
-# current champion: higher test accuracy wins; on a tie, fewer trees, then
-# shallower trees (simpler is cheaper and less likely to fit noise), then the
-# older version. A version without these tags (registered by hand) loses.
-
-
-def ranking_key(tags, version):
-    """The champion rule as a tuple: better versions sort first."""
-    return (
-        -float(tags.get("accuracy", "-1")),
-        int(tags.get("n_estimators", "1000000")),
-        int(tags.get("max_depth", "1000000")),
-        int(version),
-    )
+# arrives. The champion rule: higher test accuracy wins; on a tie the older
+# version (registered first) keeps it, so a challenger must beat the champion,
+# not match it. compare_runs.py ranks the runs by the same rule. Both sides
+# compare their version tags; a version without one (registered by hand) loses.
 
 
 def crown_champion(client, best):
@@ -150,7 +130,7 @@ def crown_champion(client, best):
     old = str(aliases[CHAMPION_ALIAS]) if CHAMPION_ALIAS in aliases else None
     if old:
         champion = client.get_model_version(MODEL_NAME, old)
-        if ranking_key(champion.tags, old) <= ranking_key(best["tags"], best["version"]):
+        if float(champion.tags.get("accuracy", "-1")) >= float(best["tags"]["accuracy"]):
             return old, old
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, best["version"])
     return old, best["version"]
@@ -174,15 +154,12 @@ def main(argv=None):
             train_and_log(n_estimators, max_depth, args.seed, training, held_out)
             for n_estimators, max_depth in args.grid
         ]
-        results.sort(key=lambda result: ranking_key(result["tags"], result["version"]))
-        mlflow.log_metric("best_accuracy", results[0]["metrics"]["accuracy"])
+        best = max(results, key=lambda result: result["metrics"]["accuracy"])  # first of ties
+        mlflow.log_metric("best_accuracy", best["metrics"]["accuracy"])
         MlflowClient().update_registered_model(MODEL_NAME, description=DESCRIPTION)
-        old, new = crown_champion(MlflowClient(), results[0])
+        old, new = crown_champion(MlflowClient(), best)
 
-    print("\nRanked by the champion rule:")
-    for rank, result in enumerate(results, start=1):
-        name, accuracy = result["tags"]["run_name"], result["metrics"]["accuracy"]
-        print(f"  {rank}. {name:<14} accuracy {accuracy:.3f}  version {result['version']}")
+    print(f"\nBest of this sweep: {best['tags']['run_name']}, version {best['version']}")
     if old == new:
         print(f"The champion stays version {new}: this sweep did not beat it.")
     else:

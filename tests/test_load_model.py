@@ -171,6 +171,19 @@ def test_iris_sweep_models_predict_species(store, capsys, uri):
     assert f"{correct} of 45 held-out rows predicted correctly." in out
 
 
+def test_a_bare_array_is_refused_and_a_dataframe_is_the_fix(store):
+    """The README's "a bare array" example: MLflow's own error, then the fix, as printed there."""
+    from sklearn.datasets import load_iris
+
+    model = mlflow.pyfunc.load_model("models:/iris_classifier@champion")
+    with pytest.raises(mlflow.exceptions.MlflowException) as error:
+        model.predict(load_iris().data[:1])
+    message = str(error.value)
+    assert "Model is missing inputs ['sepal length (cm)', 'sepal width (cm)'," in message
+    assert "Note that there were extra inputs: [0, 1, 2, 3]" in message
+    assert list(model.predict(load_iris(as_frame=True).data[:1])) == ["setosa"]
+
+
 def test_wine_model_shows_errors_and_their_mean(store, capsys):
     wine = store["wine"]
     result = load_model.main(["--model-uri", wine["model_uri"], "--rows", "3"])

@@ -10,7 +10,7 @@ line need more than "run it and expect exit code 0":
 - ports are replaced by free ones, and ``<RUN_ID>``-style placeholders by
   real values from the store;
 - set-up lines (clone, venv, pip) are run by ``.ci/run`` in a fresh virtual
-  environment.
+  environment; the quick start's ``uv run`` lines by test_quick_start_with_uv.
 
 The team server's commands are in team/README.md, which tests/test_team_server.py
 runs against a real PostgreSQL and `mlflow server`.
@@ -30,13 +30,16 @@ from conftest import (
     BackgroundProcess,
     all_runs,
     free_port,
+    require,
     sqlite_uri,
     wait_for_http,
 )
 
 README = REPO_ROOT / "README.md"
-SETUP_LINE = re.compile(r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop)")
-FOREGROUND_SERVERS = ("mlflow ui ", "python serve_model.py")
+SETUP_LINE = re.compile(
+    r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop|uv run (demo.py|pytest)$)"
+)
+FOREGROUND_SERVERS = ("mlflow --env-file ui.env ui ", "mlflow ui ", "python serve_model.py")
 
 
 def code_blocks(language, text=None):
@@ -73,12 +76,40 @@ def test_ci_runs_the_readmes_test_command():
     assert "pytest" in [line.strip() for line in ci]
 
 
+def test_quick_start_with_uv(tmp_path):
+    """The quick start, in a copy with no virtual environment: uv installs the pins and runs."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    require(uv, "uv is not installed (pip install -r requirements-dev.txt installs it)")
+    copy = tmp_path / "mlflow-workshop"
+    copy.mkdir()
+    for name in ["*.py", "*.toml", "*.txt", "ui.env"]:
+        for path in REPO_ROOT.glob(name):
+            shutil.copy(path, copy)
+    for folder in ["data", "team", "tests"]:
+        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VIRTUAL_ENV"))}
+    env |= {"UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
+    env |= {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    [commands] = [block for block in code_blocks("bash") if block[0].startswith("uv run")]
+    assert commands == ["uv run demo.py", "uv run pytest"]
+    demo = subprocess.run([uv, "run", "demo.py"], cwd=copy, env=env, capture_output=True, text=True)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "accuracy" in demo.stdout and (copy / "mlflow.db").is_file()
+    assert (copy / ".venv").is_dir()
+    # uv writes uv.lock, which records the package index's address: git must ignore it.
+    assert "uv.lock" in (REPO_ROOT / ".gitignore").read_text().split()
+    # The whole suite would run inside this test; one file shows the test tools are there.
+    tests = [uv, "run", "pytest", "-q", "tests/test_requirements.py"]
+    result = subprocess.run(tests, cwd=copy, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 @pytest.fixture
 def workshop_copy(tmp_path):
     """A fresh-clone stand-in: the tracked top-level files and data/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
-    for path in REPO_ROOT.glob("*.py"):
+    for path in [*REPO_ROOT.glob("*.py"), REPO_ROOT / "ui.env"]:
         shutil.copy(path, copy)
     shutil.copytree(REPO_ROOT / "data", copy / "data")
     shutil.copytree(REPO_ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__py*"))
@@ -151,7 +182,7 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
                 if line.startswith("python -m benchmarks.run"):
                     continue  # a quarter of an hour; test_benchmarks.py runs it at tiny sizes
                 line = walk.substitute(line)
-                if line.startswith("mlflow ui "):
+                if line.startswith(FOREGROUND_SERVERS[:2]):
                     port = walk.start_server(line, "/health")
                     ui_client = mlflow.MlflowClient(f"http://127.0.0.1:{port}")
                     names = {e.name for e in ui_client.search_experiments()}

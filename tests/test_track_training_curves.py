@@ -4,12 +4,9 @@ import mlflow
 import pytest
 from conftest import all_runs, new_store, using_store
 
-import plumbing
 import track_training_curves
 
 EPOCHS = 12
-# Smaller than the lesson's 1,000 so that 48 points go out in three calls.
-BATCH_POINTS = 20
 STEP_METRICS = ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]
 
 
@@ -32,8 +29,6 @@ def curves_store(tmp_path_factory, empty_store_template):
     folder, uri = new_store(tmp_path_factory, empty_store_template, "curves")
     with using_store(uri, folder) as patch:
         batches = watch_log_batch(patch)
-        patch.setattr(track_training_curves, "LOG_BATCH_POINTS", BATCH_POINTS)
-        patch.setattr(track_training_curves, "LOG_EVERY_SECONDS", 3600)  # only the count rule
         result = track_training_curves.main(["--epochs", str(EPOCHS)])
     return {"uri": uri, "folder": folder, "batches": batches, **result}
 
@@ -79,21 +74,9 @@ def step_batches(batches, run_id):
     ]
 
 
-def test_step_metrics_go_out_in_batches(curves):
-    """A call when BATCH_POINTS are waiting and one for the rest: 3 calls for 48 points."""
-    assert step_batches(curves["batches"], curves["run_id"]) == [20, 20, 8]
-
-
-def test_a_slow_training_still_sends_its_points_every_few_seconds(tracking_store, monkeypatch):
-    """Once LOG_EVERY_SECONDS have passed, the waiting points go out, however few."""
-    batches = watch_log_batch(monkeypatch)
-    monkeypatch.setattr(track_training_curves, "LOG_EVERY_SECONDS", 0)  # every epoch is "slow"
-    args = track_training_curves.parse_args(["--epochs", "3"])
-    plumbing.connect()  # as main() does: MlflowClient() then uses this store
-    run_id = mlflow.MlflowClient().create_run("0").info.run_id
-    data = track_training_curves.load_data(args.seed)
-    track_training_curves.train_with_curves(args, run_id, *data)
-    assert step_batches(batches, run_id) == [4, 4, 4]
+def test_step_metrics_go_out_every_ten_epochs(curves):
+    """Four metrics a step: one call for epochs 0-9 and one for the last two."""
+    assert step_batches(curves["batches"], curves["run_id"]) == [40, 8]
 
 
 def test_params_and_summary_metrics(curves, curves_client):

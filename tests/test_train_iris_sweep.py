@@ -10,6 +10,7 @@ MODEL = "iris_classifier"
 # Held-out accuracies with the fixed split and seed 42: 2:2 and 3:1 tie at 0.933,
 # 5:4 scores 0.911, a single stump (1:1) 0.556. The tie exercises the champion rule.
 SMALL_GRID = "2:2,3:1,5:4,1:1"
+SMALL_GRID_RUN_NAMES = ["rf_n2_d2", "rf_n3_d1", "rf_n5_d4", "rf_n1_d1"]
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,6 @@ def test_each_configuration_is_a_child_run_of_the_sweep(sweep, sweep_client):
         names = {item.dataset.name: item.dataset for item in run.inputs.dataset_inputs}
         assert set(names) == {"iris_training", "iris_evaluation"}
         assert all("archive.ics.uci.edu" in dataset.source for dataset in names.values())
-        assert [f.path for f in sweep_client.list_artifacts(run.info.run_id, "plots")] == [
-            "plots/confusion_matrix.png"
-        ]
         held_out = mlflow.load_table("held_out_rows.json", run_ids=[run.info.run_id])
         assert len(held_out) == 45 and set(held_out["species"]) == {
             "setosa",
@@ -108,25 +106,12 @@ def test_every_run_registers_a_version_with_tags(sweep, sweep_client):
 def test_champion_is_the_best_version_by_the_stated_rule(sweep, sweep_client):
     versions = sweep_client.search_model_versions(f"name = '{MODEL}'")
     champion = sweep_client.get_model_version_by_alias(MODEL, "champion")
-    # The rule: highest accuracy, then fewer trees, then shallower, then older.
-    expected = min(
-        versions,
-        key=lambda v: (
-            -float(v.tags["accuracy"]),
-            int(v.tags["n_estimators"]),
-            int(v.tags["max_depth"]),
-            int(v.version),
-        ),
-    )
+    # The rule: highest accuracy; on a tie, the older version.
+    expected = min(versions, key=lambda v: (-float(v.tags["accuracy"]), int(v.version)))
     assert str(champion.version) == str(expected.version) == sweep["champion"][1]
-    # 2:2 and 3:1 tie on accuracy: the forest with fewer trees wins.
+    # 2:2 (version 1) and 3:1 (version 2) tie on accuracy: the older one wins.
     assert champion.tags["run_name"] == "rf_n2_d2"
-    assert [r["tags"]["run_name"] for r in sweep["runs"]] == [
-        "rf_n2_d2",
-        "rf_n3_d1",
-        "rf_n5_d4",
-        "rf_n1_d1",
-    ]
+    assert [r["tags"]["run_name"] for r in sweep["runs"]] == SMALL_GRID_RUN_NAMES
     assert sweep["champion"][0] is None
 
 
@@ -146,16 +131,21 @@ def test_champion_loads_and_predicts_species(sweep):
     assert list(predictions) == ["setosa", "versicolor", "virginica"]
 
 
-def test_compare_runs_ranks_the_sweep(sweep, capsys):
-    """compare_runs.py works on this experiment unchanged: the children ranked by accuracy."""
+def test_compare_runs_ranks_the_sweep_by_the_champion_rule(sweep, capsys):
+    """compare_runs.py's best run is the champion's run: ties go to the older run there too."""
     import compare_runs
 
     result = compare_runs.main(["--experiment", "iris_classification"])
     out = capsys.readouterr().out
-    best = sweep["runs"][0]
-    assert result["best_run"].data.metrics["accuracy"] == best["metrics"]["accuracy"]
-    for run in sweep["runs"]:
-        assert run["tags"]["run_name"] in out
+    champion = mlflow.MlflowClient().get_model_version_by_alias(MODEL, "champion")
+    assert result["best_run"].info.run_id == champion.run_id
+    assert [run.info.run_name for run in result["ranked"]] == [
+        "rf_n2_d2",
+        "rf_n3_d1",
+        "rf_n5_d4",
+        "rf_n1_d1",
+    ]
+    assert "Not ranked, no metric 'accuracy': sweep_" in out
 
 
 def test_alias_moves_for_a_better_sweep_and_stays_otherwise(tracking_store, client):
@@ -166,9 +156,10 @@ def test_alias_moves_for_a_better_sweep_and_stays_otherwise(tracking_store, clie
     assert better["champion"] == ("1", "2")
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
 
-    # A worse forest and an equally accurate one with more trees: neither takes the alias.
+    # A worse forest and an equally accurate one: neither takes the alias.
     worse = train_iris_sweep.main(["--grid", "1:1,3:2"])
-    assert [r["version"] for r in worse["runs"]] == ["4", "3"]
+    assert [r["version"] for r in worse["runs"]] == ["3", "4"]
+    assert worse["runs"][1]["metrics"]["accuracy"] == better["runs"][0]["metrics"]["accuracy"]
     assert worse["champion"] == ("2", "2")
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
     assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == {
@@ -176,23 +167,13 @@ def test_alias_moves_for_a_better_sweep_and_stays_otherwise(tracking_store, clie
     }
 
 
-def test_ranking_key_states_the_tie_rule():
-    key = train_iris_sweep.ranking_key
-    tags = {"accuracy": "0.9333", "n_estimators": "50", "max_depth": "3"}
-    assert key({**tags, "accuracy": "0.9556"}, "9") < key(tags, "1")  # accuracy first
-    assert key({**tags, "n_estimators": "10"}, "9") < key(tags, "1")  # then fewer trees
-    assert key({**tags, "max_depth": "2"}, "9") < key(tags, "1")  # then shallower
-    assert key(tags, "1") < key(tags, "9")  # then the older version
-    assert key(tags, "9") < key({}, "1")  # untagged versions lose
-
-
-def test_prints_ranked_table_and_champion_uri(tracking_store, capsys):
+def test_prints_each_run_the_best_and_champion_uri(tracking_store, capsys):
     result = train_iris_sweep.main(["--grid", "3:1,2:2"])
     out = capsys.readouterr().out
-    assert "Ranked by the champion rule:" in out
-    assert "  1. rf_n2_d2       accuracy 0.933  version 2" in out
-    assert "  2. rf_n3_d1       accuracy 0.933  version 1" in out
-    assert "The champion is now version 2." in out
+    assert "  rf_n3_d1       accuracy 0.933  -> version 1\n" in out
+    assert "  rf_n2_d2       accuracy 0.933  -> version 2\n" in out
+    assert "\nBest of this sweep: rf_n3_d1, version 1\n" in out  # the first of a tie
+    assert "The champion is now version 1." in out
     assert "Champion URI: models:/iris_classifier@champion" in out
     assert f"/runs/{result['parent_run_id']}" in out
 
