@@ -171,23 +171,76 @@ class Walkthrough:
             server.__exit__(None, None, None)
 
 
+def fenced_blocks(text=None):
+    """Every fenced block of the README in order: (language, lines).
+
+    Shell blocks as code_blocks gives them; other blocks (program output)
+    line for line, without blank lines.
+    """
+    text = README.read_text() if text is None else text
+    found = re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [
+        (language, code_blocks(language, f"```{language}\n{body}```")[0])
+        if language in ("bash", "powershell")
+        else (language, [line for line in body.splitlines() if line.strip()])
+        for language, body in found
+    ]
+
+
+def normalised(lines, folder):
+    """Output lines with what differs from run to run replaced: ids, times, the folder."""
+    result = []
+    for line in filter(str.strip, lines):
+        line = line.replace(str(folder), "/home/you/mlflow-workshop").rstrip()
+        line = re.sub(r"[0-9a-f]{32}", "<id>", line)
+        line = re.sub(r"\b[0-9a-f]{8}\b", "<short id>", line)  # compare_runs.py's run id column
+        line = re.sub(r"sweep_\d{8}_\d{6}", "sweep_<time>", line)
+        line = re.sub(r"\b\d+(\.\d+)? s\b", "<seconds> s", line)
+        result.append(line)
+    return result
+
+
+def assert_printed(expected, printed, folder):
+    """The README's output block, line for line; a line ``...`` stands for any lines."""
+    expected, printed = normalised(expected, folder), normalised(printed, folder)
+    pattern = "".join(
+        "(?:.*\n)*?" if line == "..." else re.escape(line) + "\n" for line in expected
+    )
+    text = "".join(line + "\n" for line in printed)
+    assert re.fullmatch(pattern, text), (
+        "The README's output block is not what the command printed.\nREADME:\n"
+        + "\n".join(expected)
+        + "\nprinted:\n"
+        + text
+    )
+
+
 def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
+    """Every bash line, in order; a text block right after a bash block is what it prints."""
     walk = Walkthrough(workshop_copy, tmp_path)
     served_port = None
+    printed = None  # the stdout of the last bash block, if it printed to compare
     try:
-        for block in code_blocks("bash"):
-            for line in block:
+        for language, block in fenced_blocks():
+            if language == "text" and printed is not None:
+                assert_printed(block, printed, workshop_copy)
+            printed = [] if language == "bash" else None
+            for line in block if language == "bash" else []:
                 if SETUP_LINE.match(line) or "pytest" in line:
+                    printed = None
                     continue  # .ci/run runs these; test_ui.py writes the screenshots
                 if line.startswith("python -m benchmarks.run"):
+                    printed = None
                     continue  # a quarter of an hour; test_benchmarks.py runs it at tiny sizes
                 line = walk.substitute(line)
                 if line.startswith(FOREGROUND_SERVERS[:2]):
+                    printed = None
                     port = walk.start_server(line, "/health")
                     ui_client = mlflow.MlflowClient(f"http://127.0.0.1:{port}")
                     names = {e.name for e in ui_client.search_experiments()}
                     assert "demo-mlflow-artifacts" in names, names
                 elif line.startswith("python serve_model.py"):
+                    printed = None
                     served_port = walk.start_server(line, "/ping")
                 elif line.startswith("rm -rf mlflow.db"):
                     # Before starting over: everything the lessons logged finished.
@@ -198,7 +251,7 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
                 else:
                     if served_port is not None:
                         line = line.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
-                    walk.run(line)
+                    printed += walk.run(line).stdout.splitlines()
         # The README's Python client, against the model server still running.
         [client_code] = [
             code
