@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from subprocess import DEVNULL
@@ -261,7 +261,7 @@ def machine(quick):
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "packages": {name: version(name) for name in packages},
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": [round(load, 2) for load in os.getloadavg()],
         "quick": quick,
     }

@@ -1,11 +1,9 @@
 """The pins: pyproject.toml (for uv) and the requirements files (for pip) name the same versions."""
 
 import re
+import tomllib
 
-import pytest
 from conftest import REPO_ROOT
-
-tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11 and newer")
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)$")
 
