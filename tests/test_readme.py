@@ -200,19 +200,19 @@ def normalised(lines, folder):
     return result
 
 
-def assert_printed(expected, printed, folder):
-    """The README's output block, line for line; a line ``...`` stands for any lines."""
+def differences(expected, printed, folder):
+    """'' if the README's output block is what was printed, else both, to show.
+
+    Line for line after ``normalised``; a line ``...`` stands for any lines.
+    """
     expected, printed = normalised(expected, folder), normalised(printed, folder)
     pattern = "".join(
         "(?:.*\n)*?" if line == "..." else re.escape(line) + "\n" for line in expected
     )
     text = "".join(line + "\n" for line in printed)
-    assert re.fullmatch(pattern, text), (
-        "The README's output block is not what the command printed.\nREADME:\n"
-        + "\n".join(expected)
-        + "\nprinted:\n"
-        + text
-    )
+    if re.fullmatch(pattern, text):
+        return ""
+    return "README:\n" + "\n".join(expected) + "\nprinted:\n" + text
 
 
 def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
@@ -220,10 +220,11 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
     walk = Walkthrough(workshop_copy, tmp_path)
     served_port = None
     printed = None  # the stdout of the last bash block, if it printed to compare
+    drifted = []  # README output blocks that differ from the real output
     try:
         for language, block in fenced_blocks():
             if language == "text" and printed is not None:
-                assert_printed(block, printed, workshop_copy)
+                drifted.append(differences(block, printed, workshop_copy))
             printed = [] if language == "bash" else None
             for line in block if language == "bash" else []:
                 if SETUP_LINE.match(line) or "pytest" in line:
@@ -263,3 +264,5 @@ def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
         assert result.stdout.strip() == "['setosa', 'versicolor', 'virginica']"
     finally:
         walk.stop_servers()
+    drifted = [difference for difference in drifted if difference]
+    assert not drifted, "README output blocks that drifted:\n\n" + "\n\n".join(drifted)
