@@ -23,6 +23,7 @@ RANKING = {
     "wine-quality-elasticnet": ("rmse", "ASC"),
     "demo-mlflow-artifacts": ("accuracy", "DESC"),
     "iris_classification": ("accuracy", "DESC"),
+    "spark-breast-cancer": ("roc_auc", "DESC"),
     "digits-training-curves": ("best_val_loss", "ASC"),
 }
 MAX_RESULTS = 100

@@ -1,0 +1,251 @@
+"""train_spark_forest.py on real Spark: the sweep's runs, the registered best and its alias.
+
+One local Spark session serves the whole module (starting one takes 10 to 20
+s); the lesson finds it active and uses it. The tests skip with the reason
+where Java or pyspark is missing, and fail in CI.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from conftest import REPO_ROOT, all_runs, new_store, require, run_script, using_store
+
+import plumbing
+import train_spark_forest
+
+MODEL = "spark_breast_cancer_classifier"
+EXPERIMENT = "spark-breast-cancer"
+SMALL_GRID = "3:2,10:4"
+
+
+def spark_available():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    return plumbing._java_command() is not None
+
+
+def require_spark():
+    require(
+        spark_available(),
+        "no pyspark or no Java: pip install -r requirements-spark.txt "
+        "and apt-get install openjdk-17-jre-headless",
+    )
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """One Spark session for every test here, on two threads like the workshop machine."""
+    require_spark()
+    with plumbing.spark_session("local[2]", "tests") as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def sweep_store(spark, tmp_path_factory, empty_store_template):
+    folder, uri = new_store(tmp_path_factory, empty_store_template, "spark_sweep")
+    with using_store(uri, folder):
+        result = train_spark_forest.main(["--grid", SMALL_GRID])
+    return {"uri": uri, "folder": folder, **result}
+
+
+@pytest.fixture
+def sweep(sweep_store):
+    with using_store(sweep_store["uri"], sweep_store["folder"]):
+        yield sweep_store
+
+
+@pytest.fixture
+def sweep_client(sweep):
+    return mlflow.MlflowClient(sweep["uri"])
+
+
+def children(client, parent_run_id):
+    runs = all_runs(client)
+    return [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent_run_id]
+
+
+def test_each_configuration_is_a_child_run(sweep, sweep_client):
+    parent = sweep_client.get_run(sweep["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert sweep_client.get_experiment(parent.info.experiment_id).name == EXPERIMENT
+    assert parent.data.params == {"grid": SMALL_GRID, "test_size": "0.25", "seed": "42"}
+    assert parent.data.tags["spark_master"] == "local[*]"
+    runs = children(sweep_client, parent.info.run_id)
+    assert sorted(run.info.run_name for run in runs) == ["spark_rf_n10_d4", "spark_rf_n3_d2"]
+    assert len(all_runs(sweep_client)) == 3
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        n_trees, max_depth = run.info.run_name.removeprefix("spark_rf_n").split("_d")
+        assert run.data.params == {
+            "n_estimators": n_trees,
+            "max_depth": max_depth,
+            "seed": "42",
+            "model_type": "pyspark.ml RandomForestClassifier",
+        }
+        assert run.data.tags["model_type"] == "pyspark.ml RandomForestClassifier"
+        assert run.data.tags["dataset"] == "sklearn breast_cancer"
+        assert set(run.data.metrics) == {"roc_auc", "accuracy"}
+        # Even three trees of depth 2 separate the two diagnoses well; AUC 1.0
+        # on 143 held-out rows would be suspicious.
+        assert 0.9 <= run.data.metrics["roc_auc"] < 1.0
+        assert 0.85 <= run.data.metrics["accuracy"] <= 1.0
+        contexts = {i.dataset.name: i.tags[0].value for i in run.inputs.dataset_inputs}
+        assert contexts == {"bc_training": "training", "bc_evaluation": "evaluation"}
+        held_out = sweep_client.load_table(
+            run.info.experiment_id, "held_out_rows.json", [run.info.run_id]
+        )
+        assert len(held_out) == 143 and set(held_out["benign"]) == {0.0, 1.0}
+    best = max(run.data.metrics["roc_auc"] for run in runs)
+    assert parent.data.metrics["best_roc_auc"] == best == sweep["best"]["roc_auc"]
+
+
+def test_model_is_a_spark_run_artifact_with_pinned_requirements(sweep, sweep_client):
+    run_id = sweep_client.get_model_version(MODEL, "1").run_id
+    info = mlflow.models.get_model_info(f"runs:/{run_id}/model")
+    assert set(info.flavors) == {"spark", "python_function"}
+    assert info.signature.inputs.input_names()[0] == "mean radius"
+    assert len(info.signature.inputs.input_names()) == 30
+    assert info.signature.outputs.input_names() == ["prediction"]
+    path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/requirements.txt")
+    import pyspark
+
+    with open(path) as requirements:
+        pinned = requirements.read().split()
+    assert pinned == [
+        f"mlflow=={mlflow.__version__}",
+        f"pyspark=={pyspark.__version__}",
+    ]
+    example = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/input_example.json")
+    with open(example) as rows:
+        assert len(json.load(rows)["data"]) == 3
+
+
+def test_only_the_best_is_registered_and_it_is_champion(sweep, sweep_client):
+    [version] = sweep_client.search_model_versions(f"name = '{MODEL}'")
+    best_run = sweep_client.get_run(version.run_id)
+    assert best_run.info.run_name == sweep["best"]["run_name"]
+    assert best_run.data.metrics["roc_auc"] == sweep["best"]["roc_auc"]
+    assert version.tags == {"roc_auc": f"{sweep['best']['roc_auc']:.4f}"}
+    champion = sweep_client.get_model_version_by_alias(MODEL, "champion")
+    assert str(champion.version) == "1" == sweep["new"] and sweep["old"] is None
+
+
+def test_champion_loads_and_predicts_the_held_out_rows(sweep, spark, sweep_client):
+    champion = sweep_client.get_model_version_by_alias(MODEL, "champion")
+    experiment_id = sweep_client.get_run(champion.run_id).info.experiment_id
+    held_out = sweep_client.load_table(experiment_id, "held_out_rows.json", [champion.run_id])
+    model = mlflow.spark.load_model(f"models:/{MODEL}@champion")
+    scored = model.transform(spark.createDataFrame(held_out)).toPandas()
+    accuracy = (scored["prediction"] == scored["benign"]).mean()
+    assert accuracy == pytest.approx(sweep["best"]["accuracy"])
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    assert list(pyfunc.predict(held_out.drop(columns="benign"))) == list(scored["prediction"])
+
+
+def test_compare_runs_ranks_the_sweep_by_roc_auc(sweep, capsys):
+    import compare_runs
+
+    result = compare_runs.main(["--experiment", EXPERIMENT])
+    out = capsys.readouterr().out
+    assert result["best_run"].info.run_name == sweep["best"]["run_name"]
+    assert "roc_auc" in out and "spark_rf_n3_d2" in out
+
+
+def test_alias_moves_only_for_a_better_forest(spark, tracking_store, client, capsys):
+    first = train_spark_forest.main(["--grid", "1:1"])
+    better = train_spark_forest.main(["--grid", "10:4"])
+    worse = train_spark_forest.main(["--grid", "1:1"])
+    assert (first["old"], first["new"]) == (None, "1")
+    assert better["best"]["roc_auc"] > first["best"]["roc_auc"]
+    assert (better["old"], better["new"]) == ("1", "2")
+    assert (worse["version"], worse["old"], worse["new"]) == ("3", "2", "2")
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+    out = capsys.readouterr().out
+    assert "The champion stays version 2." in out
+    assert all(run.info.status == "FINISHED" for run in all_runs(client))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--grid", "10", "pairs like 50:3,100:5"),
+        ("--grid", "10:0", "pairs like 50:3,100:5"),
+        ("--master", "local[0]", "expected local[*], local[N]"),
+        ("--master", "localhost", "expected local[*], local[N]"),
+        ("--seed", "-1", "from 0 to 4294967295"),
+    ],
+)
+def test_bad_flag_exits_2_before_spark_or_a_run(
+    tracking_store, client, capsys, flag, value, message
+):
+    with pytest.raises(SystemExit) as exit_info:
+        train_spark_forest.main([flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and message in err and "Traceback" not in err
+    assert all_runs(client) == []
+
+
+def test_without_java_one_sentence_and_exit_1(tmp_path, tracking_store, client, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_spark_forest.main([])
+    assert exit_info.value.code == (
+        "Spark runs on Java, and there is no java in JAVA_HOME: install Java 17 or newer "
+        "(Debian, Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install "
+        "openjdk@17; Windows: Eclipse Temurin 17) or set JAVA_HOME."
+    )
+    assert all_runs(client) == []
+
+
+def test_without_pyspark_one_sentence_and_exit_1(tmp_path, tracking_store, client):
+    # A new process, so that the lesson's own imports meet the missing pyspark: a
+    # module named pyspark that cannot be imported shadows the installed one.
+    (tmp_path / "shadow").mkdir()
+    (tmp_path / "shadow" / "pyspark.py").write_text("raise ImportError('no pyspark here')\n")
+    result = run_script("train_spark_forest.py", env={"PYTHONPATH": str(tmp_path / "shadow")})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "This lesson needs pyspark; install it: pip install -r requirements-spark.txt."
+    )
+    assert all_runs(client) == []
+
+
+def test_ctrl_c_stops_spark_and_fails_the_runs(tmp_path, tracking_store, client):
+    """Ctrl+C in a terminal signals the whole process group: Python and the JVM."""
+    require_spark()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train_spark_forest.py"), "--grid", "5:3,6:3,7:3,8:3"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(r.data.tags.get("mlflow.parentRunId") for r in all_runs(client)):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert (
+        err.strip().splitlines()[-1] == "Stopped: the runs are marked FAILED and Spark is stopped."
+    )
+    statuses = {run.info.status for run in all_runs(client)}
+    assert statuses == {"FAILED"}
+    time.sleep(2)  # the JVM leaves when Python has gone
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)
