@@ -185,3 +185,26 @@ def test_a_bad_file_is_refused_before_any_run(tracking_store, client, tmp_path):
         wine_script.main(["--data", str(path)])
     assert "is not the red-wine quality data" in str(exit_info.value.code)
     assert all_runs(client) == []
+
+
+def readme_alpha_table():
+    """The README's table of the alpha loop: {alpha: (rmse, r2, measurements used)}."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    header = "| alpha | rmse | r2 | measurements the model still uses |"
+    table = readme.split(header)[1].strip().split("\n\n")[0]  # up to the first blank line
+    rows = [line.strip("|").split("|") for line in table.splitlines()[1:]]
+    return {
+        alpha.strip(): (rmse.strip(), r2.strip(), used.strip()) for alpha, rmse, r2, used in rows
+    }
+
+
+def test_readme_alpha_table_is_what_the_runs_give(tracking_store):
+    table = readme_alpha_table()
+    assert list(table) == ["1", "0.5", "0.1", "0.01"]
+    for alpha, (rmse, r2, used) in table.items():
+        result = wine_script.main(["--alpha", alpha])
+        model = mlflow.sklearn.load_model(result["model_uri"])
+        nonzero = int((model[-1].coef_ != 0).sum())
+        assert f"{result['metrics']['rmse']:.3f}" == rmse
+        assert f"{result['metrics']['r2']:.3f}" == r2
+        assert used == (f"{nonzero} of 11" if nonzero else "none: it predicts the average")
