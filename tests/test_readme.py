@@ -196,6 +196,10 @@ def normalised(lines, folder):
         line = re.sub(r"\b[0-9a-f]{8}\b", "<short id>", line)  # compare_runs.py's run id column
         line = re.sub(r"sweep_\d{8}_\d{6}", "sweep_<time>", line)
         line = re.sub(r"\b\d+(\.\d+)? s\b", "<seconds> s", line)
+        # A Python set in a message (MLflow's BAD_REQUEST) prints in any order.
+        line = re.sub(
+            r"\{'[\w', ]+'\}", lambda m: "{" + ", ".join(sorted(m[0][1:-1].split(", "))) + "}", line
+        )
         result.append(line)
     return result
 
