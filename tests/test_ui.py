@@ -8,7 +8,8 @@ The same tests take the README's pictures. Regenerate them with
 
     UPDATE_SCREENSHOTS=1 pytest tests/test_ui.py
 
-which overwrites ``docs/images/*.png``.
+which overwrites ``docs/images/*.png``; it fills the store in /home/you/mlflow-workshop,
+the README's example folder, so that the paths in the pictures match the text.
 """
 
 import io
@@ -56,6 +57,7 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS = REPO_ROOT / "docs" / "images"
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS", "") not in ("", "0")
+README_FOLDER = Path("/home/you/mlflow-workshop")  # where the README's examples live
 TIMEOUT_MS = 30_000  # first renders of a chart can be slow on a busy CI machine
 # Neither the scripts nor the server may phone home from a test.
 NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -128,7 +130,10 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
     """
     require_browser()  # before a minute of filling the store for nothing
     workshop = tmp_path_factory.mktemp("ui") / "mlflow-workshop"
-    workshop.mkdir()
+    if UPDATE_SCREENSHOTS:  # the pictures show artifact paths: the README's folder, not pytest's
+        workshop = README_FOLDER
+        shutil.rmtree(workshop, ignore_errors=True)
+    workshop.mkdir(parents=True)
     for path in [*REPO_ROOT.glob("*.py"), REPO_ROOT / "ui.env"]:
         shutil.copy(path, workshop)
     # The wine lesson reads its shipped data from data/ next to the scripts.
