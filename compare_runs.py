@@ -21,6 +21,7 @@ import plumbing
 EXPERIMENT_NAME = "wine-quality-elasticnet"
 RANKING = {
     "wine-quality-elasticnet": ("rmse", "ASC"),
+    "wine-quality-dvc": ("rmse", "ASC"),
     "demo-mlflow-artifacts": ("accuracy", "DESC"),
     "iris_classification": ("accuracy", "DESC"),
     "spark-breast-cancer": ("roc_auc", "DESC"),
