@@ -207,11 +207,17 @@ def normalised(lines, folder):
 def differences(expected, printed, folder):
     """'' if the README's output block is what was printed, else both, to show.
 
-    Line for line after ``normalised``; a line ``...`` stands for any lines.
+    Line for line after ``normalised``; a line ``...`` stands for any lines,
+    a line ending in ``…`` for any line that starts so.
     """
     expected, printed = normalised(expected, folder), normalised(printed, folder)
     pattern = "".join(
-        "(?:.*\n)*?" if line == "..." else re.escape(line) + "\n" for line in expected
+        "(?:.*\n)*?"
+        if line == "..."
+        else re.escape(line[:-1]) + ".*\n"  # a long line cut short with …
+        if line.endswith("…")
+        else re.escape(line) + "\n"
+        for line in expected
     )
     text = "".join(line + "\n" for line in printed)
     if re.fullmatch(pattern, text):
