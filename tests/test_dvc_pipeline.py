@@ -36,7 +36,7 @@ OUTPUTS = ("prepared", "model", "dvc.lock", "metrics.json", "tmp", "cache", "__p
 
 
 def require_dvc():
-    require(DVC is not None, "dvc is not installed: pip install -r dvc_pipeline/requirements.txt")
+    require(DVC is not None, "dvc is not installed: pip install -r requirements-dvc.txt")
     require(shutil.which("git") is not None, "git is not installed")
 
 
@@ -422,3 +422,36 @@ def test_the_pipelines_runs_appear_in_the_ui(reproduced, tmp_path):
                 screenshot(page, "dvc_pipeline_runs", height=660)
             finally:
                 browser.close()
+
+
+# %%
+# The README's before/after diff is the real change
+# -------------------------------------------------
+
+
+def readme_diffs():
+    """The ```diff blocks of the README's DVC chapter, as one patch."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    chapter = readme[readme.index("## MLflow in an existing DVC pipeline") :]
+    chapter = chapter[: chapter.index("\n## ", 1)]
+    return "".join(re.findall(r"^```diff\n(.*?)^```", chapter, flags=re.M | re.S))
+
+
+def test_the_readme_diff_undone_gives_the_pipeline_before_mlflow(tmp_path):
+    """Undoing the README's diff leaves a pipeline that runs and writes its metrics, MLflow-free."""
+    require_dvc()
+    patch = readme_diffs()
+    files = re.findall(r"^\+\+\+ b/(\S+)", patch, flags=re.M)
+    assert files == [f"dvc_pipeline/{name}" for name in WORKSHOP_DIFFED]
+    workshop = Workshop(tmp_path / "mlflow-workshop")
+    (tmp_path / "mlflow.patch").write_text(patch)
+    workshop.git("apply", "--reverse", str(tmp_path / "mlflow.patch"))
+    for name in ("train.py", "evaluate.py"):
+        assert "mlflow" not in (workshop.pipeline / name).read_text()
+    result = workshop.dvc("repro")
+    assert ran_stages(result.stdout) == ["prepare", "train", "evaluate"]
+    assert set(workshop.metrics()) == {"rmse", "r2", "mae"}
+    assert not (workshop.root / "mlflow.db").exists()
+
+
+WORKSHOP_DIFFED = ["params.yaml", "dvc.yaml", "train.py", "evaluate.py"]
