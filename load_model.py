@@ -37,8 +37,8 @@ def parse_args(argv):
 # 1. Which model?
 # ---------------
 # Since MLflow 3 a logged model is an entity of its own, with an id, under its
-# experiment; the client searches them like runs (only READY ones: an
-# interrupted upload stays PENDING or FAILED). ``get_model_info`` reads a
+# experiment; the client searches them like runs (only READY ones of runs
+# not deleted: an interrupted upload is FAILED). ``get_model_info`` reads a
 # model's ``MLmodel`` file without loading it: its id, run, flavors and
 # signature. A registry URI first maps a version, or an alias, to a model;
 # ``search_model_versions`` finds the versions registered from its run.
@@ -54,15 +54,17 @@ def newest_demo_model_uri(client):
         raise SystemExit(NO_MODEL_YET)
     newest_first = [{"field_name": "creation_timestamp", "ascending": False}]
     models = client.search_logged_models([experiment.experiment_id], order_by=newest_first)
-    ready = [model for model in models if model.status == LoggedModelStatus.READY]
+    runs = {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
+    ready = [m for m in models if m.status == LoggedModelStatus.READY and m.source_run_id in runs]
     if not ready:
         raise SystemExit(NO_MODEL_YET)
     return ready[0].model_uri
 
 
-def model_info(client, uri):
+def model_info_and_run(client, uri):
     try:
-        return mlflow.models.get_model_info(uri)
+        info = mlflow.models.get_model_info(uri)
+        return info, client.get_run(info.run_id)  # the run is gone if `mlflow gc` removed it
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise  # not a missing model: main says the store could not be used
@@ -130,8 +132,7 @@ def main(argv=None):
     client = MlflowClient(store)
     try:
         uri = args.model_uri or newest_demo_model_uri(client)
-        info = model_info(client, uri)
-        run = client.get_run(info.run_id)
+        info, run = model_info_and_run(client, uri)
         versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
         held_out = held_out_rows(client, run)
     except MlflowException as error:

@@ -17,8 +17,10 @@ Not a lesson itself; the lessons import it so that they can stay about MLflow.
 
 import argparse
 import atexit
+import errno
 import gc
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,7 +73,8 @@ def _checked(convert, accept, requirement):
 
 
 INF = float("inf")
-positive_int = _checked(int, lambda v: v >= 1, "a whole number of at least 1")
+# scikit-learn keeps counts and depths in C integers: 2**31 - 1 at most.
+positive_int = _checked(int, lambda v: 1 <= v < 2**31, "a whole number of at least 1, below 2**31")
 # scikit-learn and NumPy take seeds from 0 to 2**32 - 1.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295")
 positive_number = _checked(float, lambda v: 0 < v < INF, "a number above 0")
@@ -87,7 +90,8 @@ def grid(text):
     pairs = []
     for pair in text.split(","):
         first, colon, second = pair.strip().partition(":")
-        if not (colon and first.isdigit() and second.isdigit() and min(int(first), int(second))):
+        numbers = colon and first.isdigit() and second.isdigit()
+        if not (numbers and all(0 < int(number) < 2**31 for number in (first, second))):
             raise argparse.ArgumentTypeError(f"expected pairs like 50:3,100:5, got {pair!r}")
         if (int(first), int(second)) in pairs:
             raise argparse.ArgumentTypeError(f"lists {pair.strip()!r} twice")
@@ -96,9 +100,14 @@ def grid(text):
 
 
 def new_file(text):
-    """A file to write: its folder must exist."""
-    if not Path(text).resolve().parent.is_dir():
+    """A file to write: not a folder, in a folder that exists and may be written."""
+    path = Path(text).resolve()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a folder")
+    if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"cannot write {text}: its folder does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: you may not write there")
     return text
 
 
@@ -113,9 +122,11 @@ URI_FORMS = (
 )
 
 
+MODEL_URI = re.compile(r"models:/[^/@]+(/[^/@]+|@[^/@]+)?|runs:/[^/@]+/[^@]+")
+
+
 def model_uri(text):
-    scheme, _, rest = text.partition(":/")
-    if scheme not in ("models", "runs") or not rest.strip("/"):
+    if not MODEL_URI.fullmatch(text):
         raise argparse.ArgumentTypeError(f"expected {URI_FORMS}, got {text!r}")
     return text
 
@@ -156,30 +167,43 @@ def is_local():
     return tracking_uri() == LOCAL_TRACKING_URI
 
 
-def connect(missing_store_message=None):
+def connect(missing_store_message=None, writes=False):
     """Point MLflow at the workshop's store and return its URI.
 
     With ``missing_store_message``, a script that only reads stops with that
-    sentence when the local store does not exist yet. SIGTERM ends the
-    process like Ctrl+C does, so an active run is closed as FAILED instead of
-    staying RUNNING.
+    sentence when the local store does not exist yet. A SQLite store is
+    opened (created if new) under a lock, see ``_open_sqlite_store``; with
+    ``writes``, one that may not be written stops the script at once. Ctrl+C
+    and SIGTERM stop the script between two MLflow calls, see ``_on_signal``.
     """
     if missing_store_message and is_local() and not (REPO_ROOT / "mlflow.db").is_file():
         raise SystemExit(missing_store_message)
     gc.freeze()
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     import mlflow
 
     uri = tracking_uri()
+    _check_uri_form(uri)
     _check_server_answers(uri)
+    _open_sqlite_store(uri, writes)
     mlflow.set_tracking_uri(uri)
     return uri
 
 
-def _exit_on_sigterm(signum, frame):
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
+STORE_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_uri_form(uri):
+    scheme = urllib.parse.urlsplit(uri).scheme.partition("+")[0]  # postgresql+psycopg2, ...
+    if scheme not in STORE_SCHEMES:
+        raise SystemExit(
+            f"MLFLOW_TRACKING_URI={uri} is not a tracking store these scripts can use: set it "
+            "to http(s)://host:port, sqlite:///path/to/mlflow.db or postgresql://..., or unset "
+            f"it to use {LOCAL_TRACKING_URI}."
+        )
 
 
 def _check_server_answers(uri):
@@ -222,7 +246,7 @@ def use_experiment(name):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    uri = connect()
+    uri = connect(writes=True)
     try:
         if mlflow.get_experiment_by_name(name) is None:
             _create_experiment(name)
@@ -246,6 +270,183 @@ def _create_experiment(name):
 def unreachable_message(uri, error):
     reason = str(error).splitlines()[0]
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
+
+
+# %%
+# A SQLite store, made once
+# -------------------------
+# MLflow creates (and upgrades) a SQLite store's tables in whichever process
+# opens it first, without a lock: scripts started at once on a new store all
+# try, and can break it for good. Here each script opens the store under an
+# exclusive lock on ``<store>.lock`` (fcntl on Linux and macOS, msvcrt on
+# Windows), so the first one creates the tables and the others wait for it.
+# MLflow keeps the opened store for the rest of the process.
+import contextlib
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:  # a read-only folder: nothing can be created there anyway
+        yield
+        return
+    with open(path, "r+b") as file:  # closing the file releases the lock
+        if os.name == "nt":
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(file.fileno(), msvcrt.LK_LOCK, 1)  # tries for 10 s
+                    break
+                except OSError:  # still held by another script: keep waiting
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(file, fcntl.LOCK_EX)
+        yield
+
+
+def _open_sqlite_store(uri, writes):
+    """Open (and if new, create) the SQLite store at ``uri`` under the lock; one sentence if not."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return
+    from mlflow import MlflowClient
+
+    path = Path(urllib.parse.unquote(uri.removeprefix("sqlite:///").partition("?")[0]))
+    if writes and path.exists() and not all(os.access(p, os.W_OK) for p in (path, path.parent)):
+        raise SystemExit(store_problem(path, PermissionError("it is read-only for you")))
+    try:
+        with _exclusive_lock(path.with_name(path.name + ".lock")):
+            MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as error:  # whatever the reason, the store cannot be used
+        raise SystemExit(store_problem(path, error)) from None
+
+
+def store_problem(path, error):
+    """One sentence on why the SQLite store ``path`` cannot be used, and the way out."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "full" in reason:
+        advice = f"free some space on the disk that holds {path.parent}"
+    elif "readonly" in reason or "unable to open" in reason or isinstance(error, PermissionError):
+        advice = f"make {path} and its folder writable for you, or use another store"
+    else:  # not a database, malformed, or left half-upgraded by an earlier failure
+        advice = (
+            f"move it aside (rename {path.name} to {path.name}.broken) and the next script "
+            "starts a new store there"
+        )
+    return f"Could not use the MLflow store {path} ({reason}): {advice}."
+
+
+# %%
+# Ctrl+C and SIGTERM
+# ------------------
+# Python stops a script wherever Ctrl+C finds it, even half-way through a
+# database write, which can leave the store locked and the run RUNNING. So the
+# interrupt waits (up to 5 s) until the MLflow call under way has finished,
+# and a second Ctrl+C does not interrupt the closing of the run. After the
+# run's ``with`` block has marked it FAILED, ``_report_interrupt`` marks what
+# is still unfinished (a run, a model being logged) FAILED too and says so in
+# one line, no traceback, and ends the script as killed by that signal (a
+# shell shows exit status 130 for Ctrl+C, 143 for SIGTERM). A full disk, which
+# stops a script wherever it writes, gets the same treatment, with exit code 1.
+import threading
+from time import monotonic
+
+_interrupt = {}  # the signal that stopped the script, and the runs active then
+_STORE_CODE = ("mlflow.store", "mlflow.tracking", "sqlalchemy", "sqlite3", "alembic")
+
+
+def _in_store_call(frame):
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_STORE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_signal(signum, frame):
+    if "signum" in _interrupt:  # already stopping: let the runs be closed
+        return
+    first = _interrupt.setdefault("first_seen", monotonic())
+    if _in_store_call(frame) and monotonic() - first < 5:
+        import _thread
+
+        threading.Timer(0.05, _thread.interrupt_main, [signum]).start()
+        return  # the same signal again in 50 ms
+    active = sys.modules["mlflow"].active_run() if "mlflow" in sys.modules else None
+    runs = [active.info.run_id, active.data.tags.get("mlflow.parentRunId")] if active else []
+    _interrupt.update(signum=signum, runs=[run_id for run_id in runs if run_id])
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _close_interrupted_runs(run_ids):
+    """Mark the interrupted runs and their unfinished models FAILED; say what was kept."""
+    if not run_ids:
+        return "no run was being logged"
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelStatus
+
+    client = MlflowClient()
+    try:
+        for run_id in run_ids:
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING":
+                client.set_terminated(run_id, "FAILED")
+            where = f"source_run_id = '{run_id}'"
+            for model in client.search_logged_models([run.info.experiment_id], where):
+                if model.status == LoggedModelStatus.PENDING:
+                    client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    except Exception as error:  # the store is gone or full: say so, and stop anyway
+        reason = _disk_full(error) or str(error).strip().splitlines()[0]
+        return f"run {run_ids[0]} may still show RUNNING: the store refused the update ({reason})"
+    runs = f"run {run_ids[0]} is" if len(run_ids) == 1 else f"runs {' and '.join(run_ids)} are"
+    return f"{runs} marked FAILED, with what {'it' if len(run_ids) == 1 else 'they'} logged"
+
+
+def _disk_full(error):
+    """What says the disk is full, in ``error`` or the errors it was raised from, else None."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC:
+            return str(error)
+        if "disk is full" in str(error):
+            return "database or disk is full"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _report_stop(exc_type, error, traceback):
+    """Instead of a traceback: one line for an interrupt or a full disk, and what was kept."""
+    # Python turns an interrupt inside some of its machinery (a class being
+    # created, say) into another error, "caused by" it: still an interrupt.
+    if issubclass(exc_type, KeyboardInterrupt) or "signum" in _interrupt:
+        return _report_interrupt()
+    if not (_disk_full(error) and "mlflow" in sys.modules):
+        return sys.__excepthook__(exc_type, error, traceback)
+    with contextlib.suppress(Exception):  # the store itself may be on the full disk
+        _interrupt["runs"] = [sys.modules["mlflow"].last_active_run().info.run_id]
+    kept = _close_interrupted_runs(_interrupt.get("runs", []))
+    print(
+        f"Stopped, the disk is full ({_disk_full(error)}): {kept}; free some space.",
+        file=sys.stderr,
+    )
+
+
+def _report_interrupt():
+    signum = _interrupt.get("signum", signal.SIGINT)
+    what = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+    kept = _close_interrupted_runs(_interrupt.get("runs", []))
+    print(f"Stopped by {what}: {kept}.", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    if os.name == "nt":
+        os._exit(0xC000013A)  # what Windows reports for a program stopped by Ctrl+C
+    signal.signal(signum, signal.SIG_DFL)  # then stop as that signal would have
+    os.kill(os.getpid(), signum)
+
+
+sys.excepthook = _report_stop
 
 
 # %%
@@ -282,6 +483,9 @@ def load_wine_data(source=WINE_CSV):
     import pandas as pd
 
     hint = "pass the red-wine CSV with --data"
+    local = not str(source).startswith(("http://", "https://"))
+    if local and Path(source).exists() and not Path(source).is_file():  # /dev/zero, a folder
+        raise SystemExit(f"{source} is not a file; {hint}.")
     try:
         table = pd.read_csv(source, sep=None, engine="python", encoding="utf-8-sig")
     except FileNotFoundError:
@@ -488,5 +692,8 @@ def plot_params(params, scores, score_label, path):
         ax.set_xlabel(name)
     axes[0].set_ylabel(score_label)
     axes[0].legend()
-    fig.savefig(path)
+    try:
+        fig.savefig(path)
+    except OSError as error:  # the disk is full, or the folder changed since the flag check
+        raise SystemExit(f"Could not write {path}: {error.strerror or error}.") from None
     print(f"Wrote the chart to {path}")

@@ -209,3 +209,55 @@ class BackgroundProcess:
 
     def log(self):
         return self.log_path.read_text(errors="replace")
+
+
+def start_script(*args, cwd, env=None):
+    """Start a command in the background, its output captured.
+
+    ``cwd`` is required: MLflow puts the artifacts of a store named by URI under
+    ``./mlruns`` of the current folder, which must not be the repository's.
+    """
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_row_count(db, table, count, process, timeout=300):
+    """Poll the SQLite store ``db`` until ``table`` has ``count`` rows (the moment to signal)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        database = contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True))
+        with database as store, contextlib.suppress(sqlite3.OperationalError):  # locked, no table
+            if store.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= count:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"{table} did not reach {count} rows within {timeout} s")
+
+
+@contextlib.contextmanager
+def small_filesystem(folder, size="8m", read_only=False):
+    """A tmpfs of ``size`` mounted at ``folder`` for the block: a disk that fills, or a
+    read-only one. Needs root (CI runs as root); elsewhere the test skips."""
+    mount = shutil.which("mount")
+    require(os.name == "posix" and os.geteuid() == 0 and mount, "mounting a small disk needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)])
+    require(result.returncode == 0, "this machine does not allow mounting a tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def make_read_only(folder):
+    """Remount the tmpfs at ``folder`` read-only."""
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)

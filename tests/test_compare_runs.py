@@ -296,6 +296,8 @@ def test_what_mlflow_cannot_parse_exits_2_with_its_reason(wine_like_runs, capsys
             ["--plot", "chart.jpg"],
             "argument --plot: the chart is a PNG file: end chart.jpg in .png",
         ),
+        (["--plot", "chart"], "argument --plot: the chart is a PNG file: end chart in .png"),
+        (["--csv", "."], "argument --csv: cannot write .: it is a folder"),
     ],
 )
 def test_bad_flags_exit_2(tracking_store, capsys, flags, message):
@@ -325,6 +327,15 @@ def test_stopped_server_is_one_sentence(monkeypatch, tmp_path):
     message = exit_info.value.code
     assert message.startswith(f"Could not use the MLflow tracking store at {uri}: nothing answers")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "some/folder"])
+def test_a_tracking_uri_of_no_known_form_is_one_sentence(monkeypatch, tmp_path, uri):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(SystemExit) as exit_info:
+        compare_runs.main([])
+    assert exit_info.value.code.startswith(f"MLFLOW_TRACKING_URI={uri} is not a tracking store")
 
 
 def test_readme_commands_as_a_participant_types_them(wine_like_runs, tracking_store, tmp_path):

@@ -1,11 +1,22 @@
 """demo.py: what one run records, checked in the tracking store."""
 
 import json
+import shutil
+import signal
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, all_runs, run_script, sqlite_uri
+from conftest import (
+    REPO_ROOT,
+    all_runs,
+    run_script,
+    small_filesystem,
+    sqlite_uri,
+    start_script,
+    wait_for_row_count,
+)
 
 import demo
 
@@ -159,3 +170,64 @@ def test_local_store_is_at_repo_root_from_any_folder(tmp_path):
     assert (artifact_dir / "plots" / "roc_curve.png").is_file()
     models_dir = workshop / "mlruns" / "demo-mlflow-artifacts" / "models"
     assert len(list(models_dir.glob("m-*/artifacts/model.skops"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("signals", "exit_code", "said"),
+    [
+        ([signal.SIGINT], -signal.SIGINT, "Ctrl+C"),
+        ([signal.SIGTERM] * 2, -signal.SIGTERM, "SIGTERM"),
+    ],
+    ids=["ctrl-c", "sigterm-twice"],
+)
+def test_interrupted_while_logging_the_model(
+    tracking_store, client, tmp_path, signals, exit_code, said
+):
+    """Ctrl+C (or SIGTERM, twice) while the model is being logged: nothing RUNNING or PENDING."""
+    process = start_script(str(REPO_ROOT / "demo.py"), "--n-estimators", "300", cwd=tmp_path)
+    wait_for_row_count(tmp_path / "mlflow.db", "logged_models", 1, process)
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.1)
+    stopped = time.monotonic()
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - stopped < 30  # no waiting on a locked store
+    # Killed by the signal, as a shell sees it: exit status 130 for Ctrl+C, 143 for SIGTERM.
+    assert process.returncode == exit_code, err
+    assert "Traceback" not in err
+    [run] = all_runs(client)
+    assert err.strip().splitlines()[-1] == (
+        f"Stopped by {said}: run {run.info.run_id} is marked FAILED, with what it logged."
+    )
+    assert run.info.status == "FAILED"
+    experiment_ids = [run.info.experiment_id]
+    assert [model.status.name for model in client.search_logged_models(experiment_ids)] in (
+        ["FAILED"],
+        ["READY"],  # the signal came just as the model was complete
+    )
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_nothing_running(tmp_path, empty_store_template):
+    with small_filesystem(tmp_path / "disk", size="3m") as disk:
+        shutil.copyfile(empty_store_template, disk / "mlflow.db")
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(
+            b"\0" * (free - 200_000)
+        )  # 200 kB left: no room for the model
+        env = {"MLFLOW_TRACKING_URI": sqlite_uri(disk / "mlflow.db")}
+        result = run_script(str(REPO_ROOT / "demo.py"), env=env, cwd=disk)
+        assert result.returncode == 1
+        # The last line is the sentence, not a traceback. (When SQLite itself finds the
+        # disk full, MLflow logs that database error with its traceback before it.)
+        if "ERROR mlflow.store.db.utils" not in result.stderr:
+            assert "Traceback" not in result.stderr
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("Stopped, the disk is full (")
+        (disk / "filler").unlink()
+        client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+        [run] = all_runs(client)
+        if "may still show RUNNING" not in line:
+            assert line.endswith(
+                f"run {run.info.run_id} is marked FAILED, with what it logged; free some space."
+            )
+            assert run.info.status == "FAILED"

@@ -306,6 +306,13 @@ def test_no_local_store_says_run_demo_first(monkeypatch, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_a_tracking_uri_of_no_known_form_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "foo://bar")
+    with pytest.raises(SystemExit) as exit_info:
+        load_model.main([])
+    assert exit_info.value.code.startswith("MLFLOW_TRACKING_URI=foo://bar is not a tracking store")
+
+
 def test_unreachable_server_is_one_sentence(monkeypatch):
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -314,3 +321,22 @@ def test_unreachable_server_is_one_sentence(monkeypatch):
     text = exit_info.value.code
     assert text.startswith(f"Could not use the MLflow tracking store at {uri}: nothing answers")
     assert "\n" not in text
+
+
+def test_models_of_deleted_runs_are_skipped_or_refused(tracking_store, tmp_path):
+    """The README's clean-up (`mlflow runs delete`, `mlflow gc`) removes the newest demo run."""
+    older = demo.main(["--n-estimators", "3", "--max-depth", "2"])
+    newest = demo.main(["--n-estimators", "4", "--max-depth", "2"])
+    for command in [
+        ["runs", "delete", "--run-id", newest["run_id"]],
+        ["gc", "--backend-store-uri", tracking_store, "--tracking-uri", tracking_store],
+    ]:
+        result = run_script("-m", "mlflow", *command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert load_model.main([])["info"].model_uri == older["model_uri"]
+    with pytest.raises(SystemExit) as exit_info:
+        load_model.main(["--model-uri", newest["model_uri"]])
+    assert exit_info.value.code == (
+        f"Cannot find {newest['model_uri']}: Run with id={newest['run_id']} not found "
+        "(python compare_runs.py lists the runs and their models)."
+    )

@@ -2,12 +2,25 @@
 
 import argparse
 import http.server
+import os
+import shutil
+import sqlite3
+import sys
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WINE_CSV, free_port
+from conftest import (
+    REPO_ROOT,
+    WINE_CSV,
+    free_port,
+    make_read_only,
+    run_script,
+    small_filesystem,
+    sqlite_uri,
+    start_script,
+)
 
 import plumbing
 
@@ -203,9 +216,95 @@ def test_flag_types_accept_good_values(flag_type, text, value):
         (plumbing.grid, "10:2,10:2"),
         (plumbing.grid, "ten:2"),
         (plumbing.model_uri, "iris_classifier"),
+        (plumbing.model_uri, "models:/iris_classifier@"),
+        (plumbing.model_uri, "models:/iris_classifier/"),
+        (plumbing.model_uri, "runs:/0123abcd"),
+        (plumbing.positive_int, "99999999999999999999"),
+        (plumbing.positive_int, "2147483648"),
     ],
 )
 def test_flag_types_refuse_bad_values_in_one_sentence(flag_type, text):
     with pytest.raises(argparse.ArgumentTypeError) as error:
         flag_type(text)
     assert text.strip() in str(error.value) or "twice" in str(error.value)
+
+
+def test_a_device_is_not_read_as_wine_data():
+    with pytest.raises(SystemExit) as exit_info:
+        plumbing.load_wine_data(os.devnull if sys.platform == "win32" else "/dev/zero")
+    assert str(exit_info.value.code).endswith("is not a file; pass the red-wine CSV with --data.")
+
+
+# %%
+# The store
+
+
+# Each copy opens the store and logs one run: what every lesson does first.
+FIRST_USE = """
+import sys, mlflow, plumbing
+plumbing.use_experiment("concurrent-first-use")
+with mlflow.start_run():
+    mlflow.log_param("copy", sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("repetition", [1, 2, 3])
+def test_eight_scripts_at_once_on_a_new_store(tmp_path, repetition):
+    """Started at the same moment on a store that does not exist yet: all succeed."""
+    db = tmp_path / "new" / "mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_uri(db), "PYTHONPATH": str(REPO_ROOT)}
+    copies = [start_script("-c", FIRST_USE, str(copy), env=env, cwd=tmp_path) for copy in range(8)]
+    results = [(copy.wait(timeout=240), copy.communicate()[1]) for copy in copies]
+    assert [code for code, _ in results] == [0] * 8, results
+    with sqlite3.connect(db) as database:
+        assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        statuses = database.execute("SELECT status FROM runs").fetchall()
+    assert statuses == [("FINISHED",)] * 8
+    # The store stays usable: one more script opens it.
+    again = run_script("-c", FIRST_USE, "9", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"this is not a database" * 100, "file is not a database"), (b"", None)],
+    ids=["not-a-database", "empty"],
+)
+def test_a_broken_store_is_one_sentence(tmp_path, monkeypatch, content, reason):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(content)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(db))
+    if reason is None:  # an empty file is a new store
+        plumbing.connect()
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        plumbing.connect()
+    text = str(exit_info.value.code)
+    assert text == (
+        f"Could not use the MLflow store {db} ((sqlite3.DatabaseError) {reason}): move it "
+        "aside (rename mlflow.db to mlflow.db.broken) and the next script starts a new store there."
+    )
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "/tmp/some/folder", "file:///tmp/mlruns"])
+def test_a_tracking_uri_of_no_known_form_is_one_sentence(monkeypatch, uri):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(SystemExit) as exit_info:
+        plumbing.connect()
+    assert str(exit_info.value.code).startswith(
+        f"MLFLOW_TRACKING_URI={uri} is not a tracking store these scripts can use: set it to "
+    )
+
+
+def test_a_read_only_store_is_read_but_not_written(tmp_path, monkeypatch, empty_store_template):
+    with small_filesystem(tmp_path / "disk") as disk:
+        shutil.copyfile(empty_store_template, disk / "mlflow.db")
+        make_read_only(disk)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(disk / "mlflow.db"))
+        plumbing.connect()  # compare_runs.py, load_model.py: reading is fine
+        with pytest.raises(SystemExit) as exit_info:
+            plumbing.use_experiment("read-only")
+    assert exit_info.value.code == (
+        f"Could not use the MLflow store {disk / 'mlflow.db'} (it is read-only for you): make "
+        f"{disk / 'mlflow.db'} and its folder writable for you, or use another store."
+    )

@@ -1,8 +1,11 @@
 """train_iris_sweep.py: the sweep's runs, the registered versions and the champion alias."""
 
+import signal
+import time
+
 import mlflow
 import pytest
-from conftest import all_runs, new_store, using_store
+from conftest import REPO_ROOT, all_runs, new_store, start_script, using_store, wait_for_row_count
 
 import train_iris_sweep
 
@@ -189,6 +192,7 @@ def test_prints_each_run_the_best_and_champion_uri(tracking_store, capsys):
         ("0:3", "pairs like 50:3,100:5"),
         ("50:0", "pairs like 50:3,100:5"),
         ("50:3,50:3", "twice"),
+        ("10:99999999999999999999", "pairs like 50:3,100:5"),
     ],
 )
 def test_bad_grid_exits_2_before_any_run(tracking_store, client, capsys, grid, message):
@@ -200,3 +204,28 @@ def test_bad_grid_exits_2_before_any_run(tracking_store, client, capsys, grid, m
     assert "Traceback" not in err
     assert all_runs(client) == []
     assert client.search_registered_models() == []
+
+
+def test_ctrl_c_after_the_third_version_leaves_nothing_running(tracking_store, client, tmp_path):
+    """No run RUNNING, no model PENDING, no version without its tags, no wait, no traceback."""
+    script = str(REPO_ROOT / "train_iris_sweep.py")
+    process = start_script(script, "--grid", "2:2,3:2,4:2,5:2,6:2,7:2,8:2", cwd=tmp_path)
+    wait_for_row_count(tmp_path / "mlflow.db", "model_versions", 3, process)
+    process.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - stopped < 30  # no waiting on a locked store
+    assert process.returncode == -signal.SIGINT, err  # a shell shows exit status 130
+    assert "Traceback" not in err
+    runs = all_runs(client)
+    assert {run.info.status for run in runs} == {"FINISHED", "FAILED"}
+    [parent] = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert parent.info.status == "FAILED"
+    assert err.strip().splitlines()[-1].startswith("Stopped by Ctrl+C: run")
+    assert parent.info.run_id in err.strip().splitlines()[-1]
+    models = client.search_logged_models([parent.info.experiment_id])
+    assert "PENDING" not in {model.status.name for model in models}
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions) >= 3
+    for version in versions:
+        assert set(version.tags) == {"accuracy", "n_estimators", "max_depth", "run_name"}
