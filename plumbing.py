@@ -206,26 +206,31 @@ def _check_uri_form(uri):
         )
 
 
+SERVER_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
 def _check_server_answers(uri):
-    """One sentence at once when nothing listens at a tracking server's address.
+    """One sentence at once when nothing listens at a tracking server's (or database's) address.
 
     Without this, MLflow retries a stopped server, then prints a long chain of
-    connection errors.
+    connection errors (for a database server, after almost two minutes).
     """
     parts = urllib.parse.urlsplit(uri)
-    if parts.scheme not in ("http", "https"):
-        return
+    scheme = parts.scheme.partition("+")[0]
     try:
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        host, port = parts.hostname, parts.port or SERVER_PORTS.get(scheme)
     except ValueError:  # a malformed port: MLflow's own error says more
         return
-    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+    if host is None or port is None:  # SQLite, or a database on a local socket
+        return
+    if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
         return  # a proxy connects on our behalf
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
+        shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
         raise SystemExit(
-            f"Could not use the MLflow tracking store at {uri}: nothing answers at "
+            f"Could not use the MLflow tracking store at {shown}: nothing answers at "
             f"{host}:{port} ({error.strerror or error}); start the server or fix "
             "MLFLOW_TRACKING_URI."
         ) from None

@@ -52,7 +52,9 @@ def model_info(model_uri):
         return mlflow.models.get_model_info(model_uri)
     except MlflowException as error:
         reason = str(error).splitlines()[0].rstrip(".")
-        if model_uri == MODEL_URI:
+        if "No such artifact" in reason:  # the store knows the model, its files are gone
+            reason += " (its files are missing from the artifact store)"
+        elif model_uri == MODEL_URI:
             reason += "; run `python train_iris_sweep.py` first, which registers the champion"
         raise SystemExit(f"Could not find the model {model_uri}: {reason}.") from None
 

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import sys
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -307,4 +308,17 @@ def test_a_read_only_store_is_read_but_not_written(tmp_path, monkeypatch, empty_
     assert exit_info.value.code == (
         f"Could not use the MLflow store {disk / 'mlflow.db'} (it is read-only for you): make "
         f"{disk / 'mlflow.db'} and its folder writable for you, or use another store."
+    )
+
+
+def test_a_database_server_that_refuses_is_one_sentence_at_once(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"postgresql://ann:secret@127.0.0.1:{port}/mlflow")
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        plumbing.connect()
+    assert time.monotonic() - started < 15
+    assert exit_info.value.code.startswith(
+        f"Could not use the MLflow tracking store at postgresql://ann:***@127.0.0.1:{port}/mlflow: "
+        f"nothing answers at 127.0.0.1:{port} ("
     )

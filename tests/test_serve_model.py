@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -151,6 +152,17 @@ def test_missing_champion_says_to_run_the_sweep(tracking_store):
     message = str(exit_info.value.code)
     assert "models:/iris_classifier@champion" in message
     assert "python train_iris_sweep.py" in message
+
+
+def test_a_champion_whose_files_are_gone_is_named_so(tracking_store, tmp_path):
+    train_iris_sweep.main(["--grid", "3:2"])
+    shutil.rmtree(tmp_path / "mlruns")  # the artifact store of the test's store
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--port", str(free_port())])
+    assert exit_info.value.code == (
+        "Could not find the model models:/iris_classifier@champion: No such artifact: 'MLmodel' "
+        "(its files are missing from the artifact store)."
+    )
 
 
 @pytest.mark.parametrize(
