@@ -573,7 +573,9 @@ def spark_session(master, app_name):
     builder = SparkSession.builder.master(master).appName(app_name)
     builder = builder.config("spark.ui.enabled", "false")
     builder = builder.config("spark.ui.showConsoleProgress", "false")
-    java_options = f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG.as_uri()}"
+    java_options = ""
+    if SPARK_LOG_CONFIG.is_file():  # a copy of the lessons without it gets Spark's defaults
+        java_options = f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG.as_uri()}"
     if master.startswith("local"):  # on a cluster, executors elsewhere must reach the driver
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.config("spark.driver.host", "127.0.0.1")

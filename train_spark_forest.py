@@ -27,7 +27,6 @@ SEED = 42
 MASTER = "local[*]"
 EXPERIMENT_NAME = "spark-breast-cancer"
 MODEL_NAME = "spark_breast_cancer_classifier"
-CHAMPION_ALIAS = "champion"
 MODEL_TYPE = "pyspark.ml RandomForestClassifier"
 SOURCE = "https://archive.ics.uci.edu/dataset/17/breast+cancer+wisconsin+diagnostic"
 
@@ -44,10 +43,12 @@ def parse_args(argv):
 # %%
 # 1. Data
 # -------
-# The 569 rows start in pandas and are split there, stratified and seeded: the
-# held-out rows are then the same wherever Spark runs (Spark's ``randomSplit``
-# depends on the partitions). The label ``benign`` is 1.0 or 0.0 (malignant).
-# Real Spark data would come from ``spark.read``; here ``createDataFrame``.
+# The 569 rows start in pandas and are split there, stratified and seeded;
+# ``createDataFrame`` hands them to Spark (real Spark data would come from
+# ``spark.read``). The label ``benign`` is 1.0 or 0.0 (malignant). Spark draws
+# each partition's random samples apart, so ``randomSplit`` and the forests
+# depend on the number of partitions (``local[*]``: one per core): the 426
+# training rows stay in one, and every machine grows the same forests.
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
@@ -127,11 +128,11 @@ def register_and_crown(client, best):
     roc_auc = f"{best['roc_auc']:.4f}"
     client.set_model_version_tag(MODEL_NAME, version, "roc_auc", roc_auc)
     aliases = client.get_registered_model(MODEL_NAME).aliases
-    old = str(aliases[CHAMPION_ALIAS]) if CHAMPION_ALIAS in aliases else None
+    old = str(aliases["champion"]) if "champion" in aliases else None
     old_tags = client.get_model_version(MODEL_NAME, old).tags if old else {}
     if float(roc_auc) <= float(old_tags.get("roc_auc", "-1")):
         return version, old, old
-    client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+    client.set_registered_model_alias(MODEL_NAME, "champion", version)
     return version, old, version
 
 
@@ -148,7 +149,8 @@ def main(argv=None):
     plumbing.use_experiment(EXPERIMENT_NAME)
     grid_text = ",".join(f"{n}:{d}" for n, d in args.grid)
     with plumbing.spark_session(args.master, "train_spark_forest") as spark:
-        data = [(rows, spark.createDataFrame(rows).cache()) for rows in (training, held_out)]
+        train_df = spark.createDataFrame(training).coalesce(1).cache()  # see 1. Data
+        data = [(training, train_df), (held_out, spark.createDataFrame(held_out).cache())]
         with mlflow.start_run(run_name=f"spark_sweep_{datetime.now():%Y%m%d_%H%M%S}") as parent:
             print(f"Sweep {parent.info.run_name} over the grid {grid_text}")
             mlflow.log_params({"grid": grid_text, "test_size": TEST_SIZE, "seed": args.seed})
@@ -161,7 +163,7 @@ def main(argv=None):
     print(f"Best by roc_auc: {best['run_name']}, now version {version} of {MODEL_NAME}")
     was = f" (was {old})" if old else ""
     print(f"The champion stays version {old}." if old == new else f"Champion: version {new}{was}.")
-    print(f"Champion URI:  models:/{MODEL_NAME}@{CHAMPION_ALIAS}")
+    print(f"Champion URI:  models:/{MODEL_NAME}@champion")
     print("Score with it: python score_on_spark.py")
     print(f"Compare:       python compare_runs.py --experiment {EXPERIMENT_NAME}")
     print("\n".join(plumbing.where_to_look(parent)))

@@ -21,7 +21,8 @@ import train_spark_forest
 
 MODEL = "spark_breast_cancer_classifier"
 EXPERIMENT = "spark-breast-cancer"
-SMALL_GRID = "3:2,10:4"
+# The lesson's own grid, so that the UI picture is what a participant sees.
+DEFAULT_GRID = "10:3,40:6"
 
 
 def spark_available():
@@ -52,7 +53,7 @@ def spark():
 def sweep_store(spark, tmp_path_factory, empty_store_template):
     folder, uri = new_store(tmp_path_factory, empty_store_template, "spark_sweep")
     with using_store(uri, folder):
-        result = train_spark_forest.main(["--grid", SMALL_GRID])
+        result = train_spark_forest.main([])
     return {"uri": uri, "folder": folder, **result}
 
 
@@ -76,10 +77,10 @@ def test_each_configuration_is_a_child_run(sweep, sweep_client):
     parent = sweep_client.get_run(sweep["parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert sweep_client.get_experiment(parent.info.experiment_id).name == EXPERIMENT
-    assert parent.data.params == {"grid": SMALL_GRID, "test_size": "0.25", "seed": "42"}
+    assert parent.data.params == {"grid": DEFAULT_GRID, "test_size": "0.25", "seed": "42"}
     assert parent.data.tags["spark_master"] == "local[*]"
     runs = children(sweep_client, parent.info.run_id)
-    assert sorted(run.info.run_name for run in runs) == ["spark_rf_n10_d4", "spark_rf_n3_d2"]
+    assert sorted(run.info.run_name for run in runs) == ["spark_rf_n10_d3", "spark_rf_n40_d6"]
     assert len(all_runs(sweep_client)) == 3
     for run in runs:
         assert run.info.status == "FINISHED"
@@ -93,7 +94,7 @@ def test_each_configuration_is_a_child_run(sweep, sweep_client):
         assert run.data.tags["model_type"] == "pyspark.ml RandomForestClassifier"
         assert run.data.tags["dataset"] == "sklearn breast_cancer"
         assert set(run.data.metrics) == {"roc_auc", "accuracy"}
-        # Even three trees of depth 2 separate the two diagnoses well; AUC 1.0
+        # Ten trees of depth 3 already separate the two diagnoses well; AUC 1.0
         # on 143 held-out rows would be suspicious.
         assert 0.9 <= run.data.metrics["roc_auc"] < 1.0
         assert 0.85 <= run.data.metrics["accuracy"] <= 1.0
@@ -156,7 +157,7 @@ def test_compare_runs_ranks_the_sweep_by_roc_auc(sweep, capsys):
     result = compare_runs.main(["--experiment", EXPERIMENT])
     out = capsys.readouterr().out
     assert result["best_run"].info.run_name == sweep["best"]["run_name"]
-    assert "roc_auc" in out and "spark_rf_n3_d2" in out
+    assert "roc_auc" in out and "spark_rf_n40_d6" in out
 
 
 def test_alias_moves_only_for_a_better_forest(spark, tracking_store, client, capsys):
@@ -249,3 +250,56 @@ def test_ctrl_c_stops_spark_and_fails_the_runs(tmp_path, tracking_store, client)
     time.sleep(2)  # the JVM leaves when Python has gone
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)
+
+
+def test_ui_ranks_the_sweep_by_roc_auc(sweep, tmp_path):
+    """The MLflow UI over the sweep's store, sorted by roc_auc: the README's picture.
+
+    ``UPDATE_SCREENSHOTS=1`` saves it as docs/images/spark_runs.png.
+    """
+    import re
+    import shlex
+    import shutil
+
+    from conftest import BackgroundProcess, free_port, wait_for_http
+    from test_ui import CHROMIUM, CHROMIUM_ARGS, NO_TELEMETRY, require_browser, screenshot
+
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copy(REPO_ROOT / "ui.env", sweep["folder"])
+    port = free_port()
+    command = shlex.split(plumbing.UI_COMMAND)  # mlflow --env-file ui.env ui ... --port 5000
+    command[0:1] = [sys.executable, "-m", "mlflow"]
+    command[command.index("--backend-store-uri") + 1] = sweep["uri"]
+    command[command.index("--port") + 1] = str(port)
+    log = tmp_path / "ui.log"
+    with BackgroundProcess(command, log, env=NO_TELEMETRY, cwd=sweep["folder"]) as server:
+        wait_for_http(f"http://127.0.0.1:{port}/health", server.process)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 800}, locale="en-US")
+            page.set_default_timeout(30_000)
+            page.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
+            page.goto(f"http://127.0.0.1:{port}/#/experiments")
+            page.get_by_role("button", name="Model training").click()
+            if page.get_by_role("button", name="Close").is_visible():  # the assistant panel
+                page.get_by_role("button", name="Close").click()
+            page.get_by_role("link", name=EXPERIMENT, exact=True).click()
+            # Sort by the metric, then show the params and the accuracy beside it.
+            page.get_by_role("button", name=re.compile("^Sort")).click()
+            page.get_by_text("roc_auc", exact=True).click()
+            page.keyboard.press("Escape")
+            page.get_by_role("button", name="Columns").click()
+            for column in ["Dataset", "Source", "accuracy", "max_depth", "n_estimators"]:
+                page.get_by_role("dialog").get_by_text(column, exact=True).click()
+            page.keyboard.press("Escape")
+            # The table's rows are placed on screen by their row-index: the best is on top.
+            best = page.get_by_role("link", name=sweep["best"]["run_name"], exact=True)
+            expect(page.get_by_role("row").filter(has=best).first).to_have_attribute(
+                "row-index", "0"
+            )
+            expect(page.get_by_role("link", name=re.compile(f"^{MODEL}"))).to_be_visible()
+            expect(page.get_by_role("link", name="spark_rf_n40_d6")).to_be_visible()
+            screenshot(page, "spark_runs", height=380)
+            browser.close()
