@@ -242,9 +242,8 @@ def test_ctrl_c_stops_spark_and_fails_the_runs(tmp_path, tracking_store, client)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, err
-    assert (
-        err.strip().splitlines()[-1] == "Stopped: the runs are marked FAILED and Spark is stopped."
-    )
+    # The script's one sentence; the JVM, interrupted too, may still print its own trace after it.
+    assert "Stopped: the runs are marked FAILED and Spark is stopped." in err.splitlines()
     statuses = {run.info.status for run in all_runs(client)}
     assert statuses == {"FAILED"}
     time.sleep(2)  # the JVM leaves when Python has gone
