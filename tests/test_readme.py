@@ -155,9 +155,10 @@ class Walkthrough:
         if "--port" not in line:
             line += f" --port {port}"
         log = self.tmp_path / f"server-{len(self.servers)}.log"
-        server = BackgroundProcess(
-            ["bash", "-c", f"exec {line}"], log, env=self.env, cwd=self.folder
-        )
+        # BackgroundProcess adds this process's environment, where an earlier test's
+        # mlflow.set_tracking_uri may have left MLFLOW_TRACKING_URI: empty means unset.
+        env = self.env | {"MLFLOW_TRACKING_URI": ""}
+        server = BackgroundProcess(["bash", "-c", f"exec {line}"], log, env=env, cwd=self.folder)
         server.__enter__()
         self.servers.append(server)
         try:
