@@ -76,7 +76,7 @@ def read_training_rows():
 # --------------------------------------------------------------
 # ``dvc exp run --temp`` and ``dvc queue`` run this script in a copy under
 # .dvc/tmp/exps/ that DVC deletes afterwards, with any store found from here.
-# DVC_ROOT always names the real project folder; one folder up, plumbing.py
+# DVC_ROOT always names the real project folder; one folder up, plumbing/
 # knows the workshop's store (MLFLOW_TRACKING_URI, else mlflow.db there).
 import os
 import subprocess

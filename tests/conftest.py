@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
 def unfreeze_garbage_collector():
     """Undo the scripts' ``gc.freeze()`` after each test.
 
-    A script freezes what is alive when it connects (see plumbing.py). That
+    A script freezes what is alive when it connects (see plumbing/store.py). That
     suits a script's own process; in the one process running all tests, it
     would keep every earlier test's garbage for good.
     """

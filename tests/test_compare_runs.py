@@ -309,7 +309,7 @@ def test_bad_flags_exit_2(tracking_store, capsys, flags, message):
 
 def test_no_local_store_yet(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(plumbing, "REPO_ROOT", tmp_path)  # a fresh clone: no mlflow.db
+    monkeypatch.setattr(plumbing.store, "REPO_ROOT", tmp_path)  # a fresh clone: no mlflow.db
     with pytest.raises(SystemExit) as exit_info:
         compare_runs.main([])
     assert exit_info.value.code == (

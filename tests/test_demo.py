@@ -155,8 +155,8 @@ def test_local_store_is_at_repo_root_from_any_folder(tmp_path):
     workshop = tmp_path / "workshop"
     subfolder = workshop / "notebooks"
     subfolder.mkdir(parents=True)
-    for script in ("demo.py", "plumbing.py"):
-        (workshop / script).write_text((REPO_ROOT / script).read_text())
+    shutil.copy(REPO_ROOT / "demo.py", workshop)
+    shutil.copytree(REPO_ROOT / "plumbing", workshop / "plumbing")
     result = run_script(
         "../demo.py", "--n-estimators", "5", cwd=subfolder, env={"MLFLOW_TRACKING_URI": ""}
     )

@@ -1,6 +1,6 @@
 """dvc_pipeline/: MLflow added to a DVC pipeline, on real DVC and git.
 
-Each test works in a copy of the workshop (the pipeline, its data, plumbing.py
+Each test works in a copy of the workshop (the pipeline, its data, the plumbing
 and the lessons it uses) with a git repository of its own, and runs ``dvc``
 and the lessons as a participant does: as processes, with no
 MLFLOW_TRACKING_URI, so that the runs must find the workshop's store
@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 DVC = shutil.which("dvc", path=str(BIN)) or shutil.which("dvc")
 EXPERIMENT, MODEL = "wine-quality-dvc", "wine_quality_dvc"
 # What a fresh clone holds that the pipeline lesson uses.
-WORKSHOP_FILES = ["plumbing.py", "compare_runs.py", "load_model.py", "serve_model.py"]
+WORKSHOP_FILES = ["compare_runs.py", "load_model.py", "serve_model.py"]
 WORKSHOP_FILES += [".gitignore", "ui.env"]
 # What the stages make; never copied from a developer's own runs.
 OUTPUTS = ("prepared", "model", "dvc.lock", "metrics.json", "tmp", "cache", "__pycache__")
@@ -48,7 +48,8 @@ class Workshop:
         root.mkdir(parents=True)
         for name in WORKSHOP_FILES:
             shutil.copy(REPO_ROOT / name, root / name)
-        shutil.copytree(REPO_ROOT / "data", root / "data")
+        for folder in ("data", "plumbing"):
+            shutil.copytree(REPO_ROOT / folder, root / folder)
         shutil.copytree(PIPELINE, self.pipeline, ignore=shutil.ignore_patterns(*OUTPUTS))
         if store_template:  # an empty store with its tables made, to save MLflow's migrations
             shutil.copyfile(store_template, root / "mlflow.db")

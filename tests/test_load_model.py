@@ -299,7 +299,7 @@ def test_empty_store_says_run_demo_first(tracking_store):
 
 def test_no_local_store_says_run_demo_first(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(plumbing, "REPO_ROOT", tmp_path)  # a clone with no mlflow.db
+    monkeypatch.setattr(plumbing.store, "REPO_ROOT", tmp_path)  # a clone with no mlflow.db
     with pytest.raises(SystemExit) as exit_info:
         load_model.main([])
     assert exit_info.value.code == load_model.NO_MODEL_YET

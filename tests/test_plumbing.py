@@ -1,4 +1,4 @@
-"""plumbing.py: the flag types and the wine data reader that every lesson relies on."""
+"""The plumbing package: the flag types and the wine data reader that every lesson relies on."""
 
 import argparse
 import http.server

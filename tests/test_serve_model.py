@@ -219,7 +219,7 @@ def test_port_in_use_is_one_sentence(tracking_store):
 
 
 def test_missing_mlflow_command_says_to_activate_the_venv(tracking_store, tmp_path, monkeypatch):
-    monkeypatch.setattr(plumbing, "SCRIPTS_DIR", tmp_path)  # no mlflow next to Python
+    monkeypatch.setattr(plumbing.next_steps, "SCRIPTS_DIR", tmp_path)  # no mlflow next to Python
     monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
     with pytest.raises(SystemExit) as exit_info:
         serve_model.main(["--port", str(free_port())])

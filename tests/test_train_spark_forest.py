@@ -30,7 +30,7 @@ def spark_available():
         import pyspark  # noqa: F401
     except ImportError:
         return False
-    return plumbing._java_command() is not None
+    return plumbing.spark._java_command() is not None
 
 
 def require_spark():

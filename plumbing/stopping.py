@@ -1,0 +1,113 @@
+"""Ctrl+C, SIGTERM and a full disk: one line, what was kept, and no run left RUNNING.
+
+Python stops a script wherever Ctrl+C finds it, even half-way through a
+database write, which can leave the store locked and the run RUNNING. So the
+interrupt waits (up to 5 s) until the MLflow call under way has finished,
+and a second Ctrl+C does not interrupt the closing of the run. After the
+run's ``with`` block has marked it FAILED, ``_report_interrupt`` marks what
+is still unfinished (a run, a model being logged) FAILED too and says so in
+one line, no traceback, and ends the script as killed by that signal (a
+shell shows exit status 130 for Ctrl+C, 143 for SIGTERM). A full disk, which
+stops a script wherever it writes, gets the same treatment, with exit code 1.
+"""
+
+import contextlib
+import errno
+import os
+import signal
+import sys
+import threading
+from time import monotonic
+
+_interrupt = {}  # the signal that stopped the script, and the runs active then
+_STORE_CODE = ("mlflow.store", "mlflow.tracking", "sqlalchemy", "sqlite3", "alembic")
+
+
+def _in_store_call(frame):
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(_STORE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def on_signal(signum, frame):
+    if "signum" in _interrupt:  # already stopping: let the runs be closed
+        return
+    first = _interrupt.setdefault("first_seen", monotonic())
+    if _in_store_call(frame) and monotonic() - first < 5:
+        import _thread
+
+        threading.Timer(0.05, _thread.interrupt_main, [signum]).start()
+        return  # the same signal again in 50 ms
+    active = sys.modules["mlflow"].active_run() if "mlflow" in sys.modules else None
+    runs = [active.info.run_id, active.data.tags.get("mlflow.parentRunId")] if active else []
+    _interrupt.update(signum=signum, runs=[run_id for run_id in runs if run_id])
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _close_interrupted_runs(run_ids):
+    """Mark the interrupted runs and their unfinished models FAILED; say what was kept."""
+    if not run_ids:
+        return "no run was being logged"
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelStatus
+
+    client = MlflowClient()
+    try:
+        for run_id in run_ids:
+            run = client.get_run(run_id)
+            if run.info.status == "RUNNING":
+                client.set_terminated(run_id, "FAILED")
+            where = f"source_run_id = '{run_id}'"
+            for model in client.search_logged_models([run.info.experiment_id], where):
+                if model.status == LoggedModelStatus.PENDING:
+                    client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    except Exception as error:  # the store is gone or full: say so, and stop anyway
+        reason = _disk_full(error) or str(error).strip().splitlines()[0]
+        return f"run {run_ids[0]} may still show RUNNING: the store refused the update ({reason})"
+    runs = f"run {run_ids[0]} is" if len(run_ids) == 1 else f"runs {' and '.join(run_ids)} are"
+    return f"{runs} marked FAILED, with what {'it' if len(run_ids) == 1 else 'they'} logged"
+
+
+def _disk_full(error):
+    """What says the disk is full, in ``error`` or the errors it was raised from, else None."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC:
+            return str(error)
+        if "disk is full" in str(error):
+            return "database or disk is full"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _report_stop(exc_type, error, traceback):
+    """Instead of a traceback: one line for an interrupt or a full disk, and what was kept."""
+    # Python turns an interrupt inside some of its machinery (a class being
+    # created, say) into another error, "caused by" it: still an interrupt.
+    if issubclass(exc_type, KeyboardInterrupt) or "signum" in _interrupt:
+        return _report_interrupt()
+    if not (_disk_full(error) and "mlflow" in sys.modules):
+        return sys.__excepthook__(exc_type, error, traceback)
+    with contextlib.suppress(Exception):  # the store itself may be on the full disk
+        _interrupt["runs"] = [sys.modules["mlflow"].last_active_run().info.run_id]
+    kept = _close_interrupted_runs(_interrupt.get("runs", []))
+    print(
+        f"Stopped, the disk is full ({_disk_full(error)}): {kept}; free some space.",
+        file=sys.stderr,
+    )
+
+
+def _report_interrupt():
+    signum = _interrupt.get("signum", signal.SIGINT)
+    what = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+    kept = _close_interrupted_runs(_interrupt.get("runs", []))
+    print(f"Stopped by {what}: {kept}.", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    if os.name == "nt":
+        os._exit(0xC000013A)  # what Windows reports for a program stopped by Ctrl+C
+    signal.signal(signum, signal.SIG_DFL)  # then stop as that signal would have
+    os.kill(os.getpid(), signum)
+
+
+sys.excepthook = _report_stop

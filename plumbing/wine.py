@@ -1,0 +1,63 @@
+"""The red-wine data: ``data/winequality-red.csv``, read and checked.
+
+P. Cortez et al., "Modeling wine preferences by data mining from
+physicochemical properties", Decision Support Systems, 2009 (UCI, CC BY 4.0):
+see data/README.md. UCI's own copy is semicolon-separated, ours
+comma-separated; both are read.
+"""
+
+import csv
+from pathlib import Path
+
+from plumbing.store import REPO_ROOT
+
+WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
+WINE_FEATURES = [
+    "fixed acidity",
+    "volatile acidity",
+    "citric acid",
+    "residual sugar",
+    "chlorides",
+    "free sulfur dioxide",
+    "total sulfur dioxide",
+    "density",
+    "pH",
+    "sulphates",
+    "alcohol",
+]
+WINE_TARGET = "quality"
+
+
+def load_wine_data(source=WINE_CSV):
+    """The red-wine table (all columns float) from a file or an http(s) URL.
+
+    Stops with one sentence when it cannot be read or is not this data set.
+    """
+    import pandas as pd
+
+    hint = "pass the red-wine CSV with --data"
+    local = not str(source).startswith(("http://", "https://"))
+    if local and Path(source).exists() and not Path(source).is_file():  # /dev/zero, a folder
+        raise SystemExit(f"{source} is not a file; {hint}.")
+    try:
+        table = pd.read_csv(source, sep=None, engine="python", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SystemExit(f"There is no file {source}; {hint}.") from None
+    except (OSError, ValueError, csv.Error) as error:  # offline, not text, not a CSV, empty
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SystemExit(f"Could not read {source} as a CSV file ({reason}); {hint}.") from None
+    table.columns = table.columns.str.strip()
+    missing = [name for name in [*WINE_FEATURES, WINE_TARGET] if name not in table.columns]
+    if missing:
+        raise SystemExit(
+            f"{source} is not the red-wine quality data: it has no column {missing[0]!r}; {hint}."
+        )
+    wine = table[[*WINE_FEATURES, WINE_TARGET]].apply(pd.to_numeric, errors="coerce")
+    bad_rows = wine.index[(wine.isna() | wine.abs().eq(float("inf"))).any(axis=1)]
+    if wine.empty:
+        raise SystemExit(f"{source} has a header but no rows; {hint}.")
+    if len(bad_rows):
+        line = bad_rows[0] + 2  # 1-based, after the header line
+        raise SystemExit(f"{source} has a missing, non-numeric or infinite value on line {line}.")
+    # Float throughout, the target too: a regression predicts fractional scores.
+    return wine.astype(float)
