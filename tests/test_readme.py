@@ -85,7 +85,7 @@ def test_quick_start_with_uv(tmp_path):
     for name in ["*.py", "*.toml", "*.txt", "ui.env"]:
         for path in REPO_ROOT.glob(name):
             shutil.copy(path, copy)
-    for folder in ["data", "team", "tests"]:
+    for folder in ["data", "plumbing", "team", "tests"]:
         shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VIRTUAL_ENV"))}
     env |= {"UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
@@ -106,13 +106,13 @@ def test_quick_start_with_uv(tmp_path):
 
 @pytest.fixture
 def workshop_copy(tmp_path):
-    """A fresh-clone stand-in: the tracked top-level files and data/, no store."""
+    """A fresh-clone stand-in: the tracked top-level files, data/ and plumbing/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
     for path in [*REPO_ROOT.glob("*.py"), REPO_ROOT / "ui.env"]:
         shutil.copy(path, copy)
-    shutil.copytree(REPO_ROOT / "data", copy / "data")
-    shutil.copytree(REPO_ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__py*"))
+    for folder in ["data", "plumbing", "tests"]:
+        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
     return copy
 
 

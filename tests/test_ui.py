@@ -138,6 +138,7 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
         shutil.copy(path, workshop)
     # The wine lesson reads its shipped data from data/ next to the scripts.
     shutil.copytree(WINE_CSV.parent, workshop / WINE_CSV.parent.name)
+    shutil.copytree(REPO_ROOT / "plumbing", workshop / "plumbing")
     shutil.copyfile(empty_store_template, workshop / "mlflow.db")
     env = {**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""}
     env |= {name: PARTICIPANT for name in ("LOGNAME", "USER", "LNAME", "USERNAME")}
