@@ -82,11 +82,15 @@ def _disk_full(error):
 
 
 def _report_stop(exc_type, error, traceback):
-    """Instead of a traceback: one line for an interrupt or a full disk, and what was kept."""
+    """Instead of a traceback: one line for an interrupt, a full disk or a sign-in refusal."""
     # Python turns an interrupt inside some of its machinery (a class being
     # created, say) into another error, "caused by" it: still an interrupt.
     if issubclass(exc_type, KeyboardInterrupt) or "signum" in _interrupt:
         return _report_interrupt()
+    if getattr(error, "error_code", None) in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        from plumbing.store import tracking_uri, unreachable_message
+
+        return print(unreachable_message(tracking_uri(), error), file=sys.stderr)
     if not (_disk_full(error) and "mlflow" in sys.modules):
         return sys.__excepthook__(exc_type, error, traceback)
     with contextlib.suppress(Exception):  # the store itself may be on the full disk

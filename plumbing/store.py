@@ -139,6 +139,7 @@ def use_experiment(name):
     from mlflow.exceptions import MlflowException
 
     uri = connect(writes=True)
+    EXPERIMENT_IN_USE["name"] = name  # for a sign-in error's sentence
     try:
         if mlflow.get_experiment_by_name(name) is None:
             _create_experiment(name)
@@ -159,8 +160,28 @@ def _create_experiment(name):
             raise
 
 
+EXPERIMENT_IN_USE = {}
+
+
 def unreachable_message(uri, error):
+    """One sentence on why the store at ``uri`` refused; a team server's sign-in named as such."""
     reason = str(error).splitlines()[0]
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    code = getattr(error, "error_code", None)
+    if code == "UNAUTHENTICATED":  # HTTP 401: no user, or a wrong password
+        who = f"user {user!r} with this password" if user else "anyone without a user name"
+        reason = (
+            f"the server does not let in {who} (401): set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD to your account on it."
+        )
+    elif code == "PERMISSION_DENIED":  # HTTP 403: signed in, but may only read (or not even)
+        registry = "registered-models" in reason or "model-versions" in reason
+        name = EXPERIMENT_IN_USE.get("name")
+        what = "the registered model" if registry or not name else f"the experiment {name!r}"
+        reason = (
+            f"user {user!r} may not write to {what} (403): its owner or an admin must grant "
+            "you EDIT permission on it (team/README.md, sign-in)."
+        )
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
 
 

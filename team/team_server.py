@@ -573,11 +573,24 @@ def start(args, layout, bin_dir):
         init_cluster(bin_dir, layout)
     if postgres_is_running(bin_dir, layout):
         args.pg_port = state.get("pg_port", args.pg_port)
-    else:
-        start_postgres(bin_dir, layout, args.pg_port)
+        return start_on_postgres(args, layout)
+    start_postgres(bin_dir, layout, args.pg_port)
+    try:
+        return start_on_postgres(args, layout)
+    except BaseException:  # a failed start, or Ctrl+C: leave nothing running
+        pid = layout.read_state().get("mlflow_pid")
+        if process_is_alive(pid):
+            stop_process_group(pid)
+        stop_postgres(bin_dir, layout)
+        layout.write_state({**layout.read_state(), "mlflow_pid": None})
+        raise
+
+
+def start_on_postgres(args, layout):
+    """The databases, the sign-in settings with --auth, and the MLflow server."""
     create_databases(layout, args.pg_port, [TRACKING_DB, AUTH_DB] if args.auth else [TRACKING_DB])
     if args.auth:
-        prepare_sign_in(args, layout, bin_dir)
+        prepare_sign_in(args, layout)
     return launch_mlflow_server(args, layout)
 
 
@@ -588,10 +601,9 @@ def prepare_data_dir(layout):
     layout.artifacts.mkdir(exist_ok=True)
 
 
-def prepare_sign_in(args, layout, bin_dir):
+def prepare_sign_in(args, layout):
     """With --auth: make sure the admin exists or can be created, then write the app's config."""
     if not admin_exists(layout, args.pg_port) and not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
-        stop_postgres(bin_dir, layout)
         raise SystemExit(
             f"The first start with --auth creates the user '{ADMIN_USERNAME}': set "
             "MLFLOW_AUTH_ADMIN_PASSWORD to its password (at least 12 characters) and run "

@@ -231,12 +231,13 @@ def participant(team_stack, monkeypatch, tmp_path):
 
 @pytest.fixture
 def workshop_copy(tmp_path):
-    """A participant's clone: the scripts and team/, no store."""
+    """A participant's clone: the scripts, plumbing/ and team/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
     for path in REPO_ROOT.glob("*.py"):
         shutil.copy(path, copy)
-    shutil.copytree(REPO_ROOT / "team", copy / "team", ignore=shutil.ignore_patterns("__py*"))
+    for folder in ("plumbing", "team"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
     return copy
 
 
@@ -877,3 +878,21 @@ def test_with_read_a_second_user_cannot_change_the_first_users_experiment(
     # Alice manages her experiment, so she can let bob log into it after all.
     assert grant(team_stack, alice, "bob-reads", experiment_id, "EDIT").status_code == 200
     assert as_bob("runs/create", {"experiment_id": experiment_id}) == 200
+
+
+def test_a_user_who_may_only_read_gets_one_sentence(team_stack, signed_in, workshop_copy):
+    """Still --default-permission READ (the test above): carol may look at the demo's
+    experiment, which others created, but not add a run to it."""
+    carol, password = add_user(team_stack, signed_in, "carol-reads")
+    env = clean_env(
+        MLFLOW_TRACKING_URI=team_stack.url,
+        MLFLOW_TRACKING_USERNAME=carol,
+        MLFLOW_TRACKING_PASSWORD=password,
+    )
+    result = run_script("demo.py", "--n-estimators", "2", cwd=workshop_copy, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"Could not use the MLflow tracking store at {team_stack.url}: user 'carol-reads' may "
+        "not write to the experiment 'demo-mlflow-artifacts' (403): its owner or an admin "
+        "must grant you EDIT permission on it (team/README.md, sign-in)."
+    )
