@@ -13,6 +13,7 @@ import gc
 import os
 import signal
 import socket
+import threading
 import urllib.parse
 import urllib.request
 from importlib.metadata import version
@@ -121,6 +122,42 @@ def _check_server_answers(uri):
             f"{host}:{port} ({error.strerror or error}); start the server or fix "
             "MLFLOW_TRACKING_URI."
         ) from None
+    if scheme in ("http", "https"):
+        try:
+            fetch(f"{uri.rstrip('/')}/health", SERVER_SECONDS)
+        except TimeoutError as error:  # it listens, but hangs or trickles
+            raise SystemExit(
+                f"Could not use the MLflow tracking store at {uri}: {host}:{port} accepts "
+                f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
+            ) from None
+        except OSError:  # it answered, if only with an error: MLflow says more
+            pass
+
+
+# Whole answers, not single reads, have a deadline: a server that sends one
+# byte every few seconds would never trip a socket's timeout.
+SERVER_SECONDS = 15
+
+
+def fetch(url, seconds):
+    """The body at ``url``; TimeoutError if the whole answer takes more than ``seconds``."""
+    answer = {}
+
+    def get():
+        try:
+            with urllib.request.urlopen(url, timeout=seconds) as response:
+                answer["body"] = response.read()
+        except Exception as error:  # raised in the caller's thread below
+            answer["error"] = error
+
+    worker = threading.Thread(target=get, daemon=True)  # left behind if it hangs
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"no complete answer within {seconds} s")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["body"]
 
 
 def use_experiment(name):

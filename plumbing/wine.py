@@ -7,9 +7,12 @@ comma-separated; both are read.
 """
 
 import csv
+import io
 from pathlib import Path
 
-from plumbing.store import REPO_ROOT
+from plumbing.store import REPO_ROOT, fetch
+
+DOWNLOAD_SECONDS = 60
 
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 WINE_FEATURES = [
@@ -40,7 +43,9 @@ def load_wine_data(source=WINE_CSV):
     if local and Path(source).exists() and not Path(source).is_file():  # /dev/zero, a folder
         raise SystemExit(f"{source} is not a file; {hint}.")
     try:
-        table = pd.read_csv(source, sep=None, engine="python", encoding="utf-8-sig")
+        # A download must be whole within DOWNLOAD_SECONDS (pandas alone would wait for ever).
+        text = source if local else io.BytesIO(fetch(source, DOWNLOAD_SECONDS))
+        table = pd.read_csv(text, sep=None, engine="python", encoding="utf-8-sig")
     except FileNotFoundError:
         raise SystemExit(f"There is no file {source}; {hint}.") from None
     except (OSError, ValueError, csv.Error) as error:  # offline, not text, not a CSV, empty

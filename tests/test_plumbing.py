@@ -1,9 +1,11 @@
 """The plumbing package: the flag types and the wine data reader that every lesson relies on."""
 
 import argparse
+import contextlib
 import http.server
 import os
 import shutil
+import socket
 import sqlite3
 import sys
 import threading
@@ -166,6 +168,64 @@ def test_a_url_that_answers_404_is_one_sentence():
         plumbing.load_wine_data(server.url)
     assert str(exit_info.value.code).startswith(f"Could not read {server.url} as a CSV file (")
     assert "404" in str(exit_info.value.code)
+
+
+class TricklingServer:
+    """Accepts connections on 127.0.0.1 and sends one byte a second, for ever."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopped = threading.Event()
+
+    def serve(self):
+        with contextlib.suppress(OSError):
+            while not self.stopped.is_set():
+                connection, _ = self.listener.accept()
+                threading.Thread(target=self.trickle, args=[connection], daemon=True).start()
+
+    def trickle(self, connection):
+        with connection, contextlib.suppress(OSError):
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"1" * 100000:
+                if self.stopped.wait(1):
+                    return
+                connection.sendall(bytes([byte]))
+
+    def __enter__(self):
+        threading.Thread(target=self.serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.listener.close()
+
+
+def test_a_trickling_download_is_given_up_in_one_sentence(monkeypatch):
+    monkeypatch.setattr(plumbing.wine, "DOWNLOAD_SECONDS", 3)
+    started = time.monotonic()
+    with TricklingServer() as server, pytest.raises(SystemExit) as exit_info:
+        plumbing.load_wine_data(f"{server.url}/winequality-red.csv")
+    assert time.monotonic() - started < 6
+    assert exit_info.value.code == (
+        f"Could not read {server.url}/winequality-red.csv as a CSV file (no complete answer "
+        "within 3 s); pass the red-wine CSV with --data."
+    )
+
+
+def test_a_trickling_tracking_server_is_given_up_in_one_sentence(monkeypatch):
+    monkeypatch.setattr(plumbing.store, "SERVER_SECONDS", 3)
+    with TricklingServer() as server, pytest.raises(SystemExit) as exit_info:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        started = time.monotonic()
+        plumbing.connect()
+    assert time.monotonic() - started < 6
+    host_port = server.url.removeprefix("http://")
+    assert exit_info.value.code == (
+        f"Could not use the MLflow tracking store at {server.url}: {host_port} accepts "
+        "connections but sent no complete answer within 3 s; restart the server or fix "
+        "MLFLOW_TRACKING_URI."
+    )
 
 
 def test_a_closed_port_is_one_sentence():
