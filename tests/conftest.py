@@ -37,6 +37,22 @@ def unfreeze_garbage_collector():
     gc.unfreeze()
 
 
+@pytest.fixture(autouse=True)
+def no_tracking_uri_left_behind():
+    """Each test starts with the tracking URI the one before it started with.
+
+    A lesson's ``connect`` calls ``mlflow.set_tracking_uri``, which also exports
+    MLFLOW_TRACKING_URI for subprocesses: left alone, a later test's scripts and
+    servers would inherit another test's store.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(before)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def require(available, reason):
     """Skip with ``reason`` on a laptop that lacks something; fail in CI, which must have it."""
     if available:
