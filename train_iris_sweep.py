@@ -1,10 +1,8 @@
 """Lesson 3: a sweep of runs, compared and registered, with a champion alias.
 
-A random forest learns the three iris species from four flower measurements
-(scikit-learn's iris data, 150 flowers), once per configuration of a grid:
-one MLflow run each, under one parent run. Each run's model becomes a version
-of the registered model ``iris_classifier``; the best carries the alias
-``champion``, the name other code loads while the version behind it changes.
+A random forest learns the three iris species from four flower measurements, once per
+configuration of a grid: one MLflow run each, under one parent run, each model a version of
+the registered model ``iris_classifier``. The best carries the alias ``champion``.
 
     python train_iris_sweep.py
     python train_iris_sweep.py --grid "10:2,300:4"
@@ -13,11 +11,7 @@ of the registered model ``iris_classifier``; the best carries the alias
 # %%
 # Settings
 # --------
-# The grid: (n_estimators, max_depth) pairs, one run each, simplest first.
-# The held-out rows are the same in every sweep, so a new sweep's accuracies
-# can be compared with the versions before it. ``--seed`` seeds the forests.
-from datetime import datetime
-
+# One run per (n_estimators, max_depth) pair, simplest first; ``--seed`` seeds the forests.
 import plumbing
 
 GRID = [(10, 2), (50, 3), (100, 5), (200, 10)]
@@ -43,8 +37,7 @@ def parse_args(argv):
 # %%
 # 1. Data
 # -------
-# 30% of the flowers are held out, stratified so each species keeps its
-# share. With 45 test flowers accuracy moves in steps of 1/45: ties are common.
+# The same 45 flowers (30%, stratified) held out every sweep: accuracy moves by 1/45, ties happen.
 from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
@@ -60,13 +53,9 @@ def load_data():
 # %%
 # 2. One child run per configuration
 # ----------------------------------
-# ``nested=True`` makes the run a child of the active (parent) run (the tag
-# ``mlflow.parentRunId``; the UI folds children under their parent).
-# ``registered_model_name`` logs the model and registers it as the next version
-# of ``iris_classifier`` in one call, its ``tags`` (facts to compare versions by)
-# set as the version is created: no version is ever left without them.
+# ``nested=True`` makes the run a child of the active one (tag ``mlflow.parentRunId``). One
+# ``log_model`` call also registers the next version, its ``tags`` set as it is created.
 import mlflow
-from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn import metrics as sk
 from sklearn.ensemble import RandomForestClassifier
@@ -82,18 +71,13 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
             data = mlflow.data.from_pandas(rows, SOURCE, targets="species", name=f"iris_{context}")
             mlflow.log_input(data, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")  # for load_model.py
-
         model = RandomForestClassifier(n_estimators, max_depth=max_depth, random_state=seed)
         y_pred = model.fit(X_train, y_train).predict(X_test)
-        # Weighted averages: each species counts by its share of the test set;
-        # a species a tiny forest never predicts scores 0 instead of a warning.
+        # Averages weighted by each species' share of the test set; one never predicted gets 0.
         average = {"average": "weighted", "zero_division": 0}
-        metrics = {
-            "accuracy": sk.accuracy_score(y_test, y_pred),
-            "f1_score": sk.f1_score(y_test, y_pred, **average),
-            "precision": sk.precision_score(y_test, y_pred, **average),
-            "recall": sk.recall_score(y_test, y_pred, **average),
-        }
+        precision, recall, f1, _ = sk.precision_recall_fscore_support(y_test, y_pred, **average)
+        metrics = {"accuracy": sk.accuracy_score(y_test, y_pred), "f1_score": f1}
+        metrics |= {"precision": precision, "recall": recall}
         mlflow.log_metrics(metrics)
         tags = {"accuracy": f"{metrics['accuracy']:.4f}", "n_estimators": str(n_estimators)}
         tags |= {"max_depth": str(max_depth), "run_name": run.info.run_name}
@@ -116,22 +100,17 @@ def train_and_log(n_estimators, max_depth, seed, training, held_out):
 # %%
 # 3. The champion alias
 # ---------------------
-# Registry *stages* (Staging/Production) are deprecated in MLflow 3; aliases
-# replace them: a named pointer to one version, moved when a better one
-# arrives. The champion rule: higher test accuracy wins; on a tie the older
-# version (registered first) keeps it, so a challenger must beat the champion,
-# not match it. compare_runs.py ranks the runs by the same rule. Both sides
-# compare their version tags; a version without one (registered by hand) loses.
+# An alias names one version (aliases replace the deprecated stages): ``@champion`` loads the
+# best. The higher accuracy tag wins; a tie keeps the older version, as in compare_runs.py.
 
 
 def crown_champion(client, best):
     """Point the alias at ``best`` if it beats the current champion; return (old, new)."""
     aliases = client.get_registered_model(MODEL_NAME).aliases
     old = str(aliases[CHAMPION_ALIAS]) if CHAMPION_ALIAS in aliases else None
-    if old:
-        champion = client.get_model_version(MODEL_NAME, old)
-        if float(champion.tags.get("accuracy", "-1")) >= float(best["tags"]["accuracy"]):
-            return old, old
+    old_tags = client.get_model_version(MODEL_NAME, old).tags if old else {}
+    if float(old_tags.get("accuracy", "-1")) >= float(best["tags"]["accuracy"]):
+        return old, old
     client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, best["version"])
     return old, best["version"]
 
@@ -140,6 +119,7 @@ def crown_champion(client, best):
 # 4. The sweep
 # ------------
 # The parent run holds what the sweep shares (grid, split) and its best score.
+from datetime import datetime
 
 
 def main(argv=None):
@@ -150,20 +130,15 @@ def main(argv=None):
     with mlflow.start_run(run_name=f"sweep_{datetime.now():%Y%m%d_%H%M%S}") as parent:
         print(f"Sweep {parent.info.run_name} over the grid {grid_text}")
         mlflow.log_params({"grid": grid_text, "test_size": TEST_SIZE, "split_seed": SPLIT_SEED})
-        results = [
-            train_and_log(n_estimators, max_depth, args.seed, training, held_out)
-            for n_estimators, max_depth in args.grid
-        ]
+        results = [train_and_log(n, d, args.seed, training, held_out) for n, d in args.grid]
         best = max(results, key=lambda result: result["metrics"]["accuracy"])  # first of ties
         mlflow.log_metric("best_accuracy", best["metrics"]["accuracy"])
-        MlflowClient().update_registered_model(MODEL_NAME, description=DESCRIPTION)
-        old, new = crown_champion(MlflowClient(), best)
-
+        mlflow.MlflowClient().update_registered_model(MODEL_NAME, description=DESCRIPTION)
+        old, new = crown_champion(mlflow.MlflowClient(), best)
     print(f"\nBest of this sweep: {best['tags']['run_name']}, version {best['version']}")
-    if old == new:
-        print(f"The champion stays version {new}: this sweep did not beat it.")
-    else:
-        print(f"The champion is now version {new}" + (f" (was {old})." if old else "."))
+    was = f" (was {old})." if old else "."
+    stays = f"The champion stays version {new}: this sweep did not beat it."
+    print(stays if old == new else f"The champion is now version {new}{was}")
     uri = f"models:/{MODEL_NAME}@{CHAMPION_ALIAS}"
     print(f"Champion URI: {uri}\nLoad it:      python load_model.py --model-uri {uri}")
     print(f"Compare:      python compare_runs.py --experiment {EXPERIMENT_NAME}")

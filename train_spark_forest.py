@@ -1,12 +1,8 @@
 """Lesson 6: Spark MLlib runs tracked by MLflow, the best one registered.
 
-Spark spreads data and work over many machines; here it runs on yours
-(``local[*]``: a worker thread per core). A ``pyspark.ml`` Pipeline (a
-VectorAssembler, then a RandomForestClassifier) learns demo.py's task, benign
-or malignant, once per configuration of a small grid: one MLflow run each,
-under one parent run. The best forest by ``roc_auc`` becomes a version of the
-registered model ``spark_breast_cancer_classifier``, alias ``champion``.
-Needs Java 17 or newer and ``pip install -r requirements-spark.txt``:
+A ``pyspark.ml`` Pipeline (a VectorAssembler, then a RandomForestClassifier) learns demo.py's
+task, benign or malignant, on a local Spark once per grid configuration: one MLflow run each,
+under one parent run. Needs Java 17 or newer and ``pip install -r requirements-spark.txt``:
 
     python train_spark_forest.py
     python train_spark_forest.py --grid "10:3,40:6" --master "local[2]"
@@ -15,10 +11,7 @@ Needs Java 17 or newer and ``pip install -r requirements-spark.txt``:
 # %%
 # Settings
 # --------
-# Spark calls the grid's settings ``numTrees`` and ``maxDepth``; the runs log
-# them under the workshop's names, so Spark and scikit-learn forests compare.
-from datetime import datetime
-
+# Spark's ``numTrees`` and ``maxDepth`` are logged by the workshop's names: forests compare.
 import plumbing
 
 GRID = [(10, 3), (40, 6)]
@@ -43,30 +36,23 @@ def parse_args(argv):
 # %%
 # 1. Data
 # -------
-# The 569 rows start in pandas and are split there, stratified and seeded;
-# ``createDataFrame`` hands them to Spark (real Spark data would come from
-# ``spark.read``). The label ``benign`` is 1.0 or 0.0 (malignant). Spark draws
-# each partition's random samples apart, so ``randomSplit`` and the forests
-# depend on the number of partitions (``local[*]``: one per core): the 426
-# training rows stay in one, and every machine grows the same forests.
+# Split in pandas (stratified, seeded), then handed to Spark. Spark draws random samples per
+# partition, so the training rows stay in one: every machine grows the same forests.
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 
 def load_data(seed):
     data = load_breast_cancer(as_frame=True)
-    table = data.data.assign(benign=data.target.astype(float))
+    table = data.data.assign(benign=data.target.astype(float))  # 1.0 benign, 0.0 malignant
     return train_test_split(table, test_size=TEST_SIZE, random_state=seed, stratify=table.benign)
 
 
 # %%
 # 2. One child run per configuration
 # ----------------------------------
-# ``areaUnderROC`` of the forest's probabilities is what the workshop calls
-# ``roc_auc`` (the tutorial's "AUC"). ``mlflow.spark.log_model`` still takes
-# ``artifact_path`` in MLflow 3.17 and keeps the PipelineModel as a run
-# artifact, ``runs:/<run id>/model``, with no ``m-...`` id. Naming the
-# requirements saves a minute: MLflow would start a second JVM to find them.
+# ``areaUnderROC`` is the workshop's ``roc_auc``. The Spark flavour still takes ``artifact_path``;
+# named requirements save a minute (MLflow would start a second JVM to find them).
 import mlflow
 from mlflow.models import infer_signature
 
@@ -77,8 +63,7 @@ except ImportError:
     pass
 
 
-def train_and_log(n_trees, max_depth, seed, data):
-    (training, train_df), (held_out, test_df) = data
+def train_and_log(n_trees, max_depth, seed, training, held_out, train_df, test_df):
     features = list(held_out.columns.drop("benign"))
     with mlflow.start_run(run_name=f"spark_rf_n{n_trees}_d{max_depth}", nested=True) as run:
         params = {"n_estimators": n_trees, "max_depth": max_depth, "seed": seed}
@@ -88,7 +73,6 @@ def train_and_log(n_trees, max_depth, seed, data):
             data = mlflow.data.from_pandas(rows, SOURCE, targets="benign", name=f"bc_{context}")
             mlflow.log_input(data, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")  # for score_on_spark.py
-
         assembler = feature.VectorAssembler(inputCols=features, outputCol="features")
         forest = classification.RandomForestClassifier(
             labelCol="benign", numTrees=n_trees, maxDepth=max_depth, seed=seed
@@ -114,16 +98,15 @@ def train_and_log(n_trees, max_depth, seed, data):
 
 
 # %%
-# 3. Register the best, move the champion alias
-# ---------------------------------------------
-# Only the sweep's best forest (highest ``roc_auc``; on a tie fewer, then
-# shallower trees) becomes a version: ``register_model`` on its ``runs:/`` URI.
-# The alias moves when the new version beats the champion's ``roc_auc`` tag.
-from mlflow import MlflowClient
+# 3. The sweep: the best registered, the champion alias moved
+# -----------------------------------------------------------
+# Flags, data and store before Spark: a bad flag costs no JVM start. Only the best forest
+# (highest ``roc_auc``; on a tie fewer, then shallower trees) becomes a version, and takes the
+# alias if it beats the champion's ``roc_auc`` tag.
+from datetime import datetime
 
 
 def register_and_crown(client, best):
-    """Register ``best``; point the alias at it if it wins. -> (version, old champion, new)"""
     version = str(mlflow.register_model(best["model_uri"], MODEL_NAME).version)
     roc_auc = f"{best['roc_auc']:.4f}"
     client.set_model_version_tag(MODEL_NAME, version, "roc_auc", roc_auc)
@@ -136,13 +119,6 @@ def register_and_crown(client, best):
     return version, old, version
 
 
-# %%
-# 4. The sweep
-# ------------
-# Flags, data and store first, then Spark: a bad flag costs no JVM start. The
-# parent run holds what its children share; Spark stops when the block ends.
-
-
 def main(argv=None):
     args = parse_args(argv)
     training, held_out = load_data(args.seed)
@@ -150,21 +126,19 @@ def main(argv=None):
     grid_text = ",".join(f"{n}:{d}" for n, d in args.grid)
     with plumbing.spark_session(args.master, "train_spark_forest") as spark:
         train_df = spark.createDataFrame(training).coalesce(1).cache()  # see 1. Data
-        data = [(training, train_df), (held_out, spark.createDataFrame(held_out).cache())]
+        frames = (training, held_out, train_df, spark.createDataFrame(held_out).cache())
         with mlflow.start_run(run_name=f"spark_sweep_{datetime.now():%Y%m%d_%H%M%S}") as parent:
             print(f"Sweep {parent.info.run_name} over the grid {grid_text}")
             mlflow.log_params({"grid": grid_text, "test_size": TEST_SIZE, "seed": args.seed})
             mlflow.set_tags({"model_type": MODEL_TYPE, "spark_master": args.master})
-            runs = [train_and_log(n, d, args.seed, data) for n, d in args.grid]
+            runs = [train_and_log(n, d, args.seed, *frames) for n, d in args.grid]
             best = min(runs, key=lambda r: (-r["roc_auc"], r["n_estimators"], r["max_depth"]))
             mlflow.log_metric("best_roc_auc", best["roc_auc"])
-            version, old, new = register_and_crown(MlflowClient(), best)
-
+            version, old, new = register_and_crown(mlflow.MlflowClient(), best)
     print(f"Best by roc_auc: {best['run_name']}, now version {version} of {MODEL_NAME}")
     was = f" (was {old})" if old else ""
     print(f"The champion stays version {old}." if old == new else f"Champion: version {new}{was}.")
-    print(f"Champion URI:  models:/{MODEL_NAME}@champion")
-    print("Score with it: python score_on_spark.py")
+    print(f"Champion URI:  models:/{MODEL_NAME}@champion\nScore with it: python score_on_spark.py")
     print(f"Compare:       python compare_runs.py --experiment {EXPERIMENT_NAME}")
     print("\n".join(plumbing.where_to_look(parent)))
     champion = {"version": version, "old": old, "new": new}
