@@ -418,6 +418,27 @@ def test_start_refuses_a_port_in_use(tmp_path):
     assert not (tmp_path / "stack").exists()
 
 
+def test_a_failed_start_leaves_nothing_running():
+    """A too-short admin password stops `mlflow server`; the PostgreSQL started for it stops too."""
+    require_postgres()
+    data_dir = Path(tempfile.mkdtemp(prefix="team-server-"))  # PostgreSQL's user must enter it
+    data_dir.chmod(0o755)
+    args = [str(REPO_ROOT / "team" / "team_server.py"), "--data-dir", str(data_dir / "stack")]
+    env = clean_env(MLFLOW_AUTH_ADMIN_PASSWORD="short")
+    try:
+        result = run_script(*args, "start", "--auth", "--port", str(free_port()), env=env)
+        assert result.returncode == 1
+        [sentence] = result.stderr.strip().splitlines()
+        assert sentence.startswith("The MLflow server stopped while starting: ")
+        assert "The configured password for the admin user 'admin' is invalid" in sentence
+        status = run_script(*args, "status", env=env)
+        assert "MLflow server: not running" in status.stdout
+        assert "PostgreSQL:    not running" in status.stdout
+    finally:
+        run_script(*args, "stop", env=env)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 # %%
 # Load: eight trainings at once
 # -----------------------------
