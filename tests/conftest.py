@@ -62,6 +62,34 @@ def require(available, reason):
     pytest.skip(reason)
 
 
+def spark_missing():
+    """Why Spark cannot run here, or None: pyspark and Java are both needed."""
+    import importlib.util
+
+    import plumbing
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed: pip install -r requirements-spark.txt"
+    if plumbing.spark._java_command() is None:
+        return "there is no Java: apt-get install openjdk-17-jre-headless (README, Spark)"
+    return None
+
+
+def require_spark():
+    require(spark_missing() is None, spark_missing())
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """One local Spark session for a test module (starting one takes 10 to 20 s), on two
+    threads like the workshop machine; the Spark lessons find it active and use it."""
+    import plumbing
+
+    require_spark()
+    with plumbing.spark_session("local[2]", "tests") as session:
+        yield session
+
+
 def sqlite_uri(path):
     return "sqlite:///" + Path(path).as_posix()
 

@@ -16,7 +16,6 @@ The team server's commands are in team/README.md, which tests/test_team_server.p
 runs against a real PostgreSQL and `mlflow server`.
 """
 
-import importlib.util
 import os
 import re
 import shutil
@@ -33,26 +32,16 @@ from conftest import (
     all_runs,
     free_port,
     require,
+    spark_missing,
     sqlite_uri,
     wait_for_http,
 )
-
-import plumbing
 
 README = REPO_ROOT / "README.md"
 SETUP_LINE = re.compile(
     r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop|uv run (demo.py|pytest)$)"
 )
 FOREGROUND_SERVERS = ("mlflow --env-file ui.env ui ", "mlflow ui ", "python serve_model.py")
-
-
-def spark_missing():
-    """Why the Spark chapter's commands cannot run here, or None."""
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed: pip install -r requirements-spark.txt"
-    if plumbing.spark._java_command() is None:
-        return "Java is not installed (the README's Spark chapter says how)"
-    return None
 
 
 SPARK_MISSING = spark_missing()

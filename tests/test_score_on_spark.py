@@ -7,22 +7,13 @@ sweep's champion. One local Spark session serves the module.
 import mlflow
 import pytest
 from conftest import all_runs, new_store, using_store
-from test_train_spark_forest import require_spark
 
-import plumbing
 import score_on_spark
 import train_iris_sweep
 import train_spark_forest
 
 SPARK_MODEL = "models:/spark_breast_cancer_classifier@champion"
 IRIS_MODEL = "models:/iris_classifier@champion"
-
-
-@pytest.fixture(scope="module")
-def spark():
-    require_spark()
-    with plumbing.spark_session("local[2]", "tests") as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

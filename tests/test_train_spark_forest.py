@@ -14,7 +14,7 @@ import time
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, all_runs, new_store, require, run_script, using_store
+from conftest import REPO_ROOT, all_runs, new_store, require_spark, run_script, using_store
 
 import plumbing
 import train_spark_forest
@@ -23,30 +23,6 @@ MODEL = "spark_breast_cancer_classifier"
 EXPERIMENT = "spark-breast-cancer"
 # The lesson's own grid, so that the UI picture is what a participant sees.
 DEFAULT_GRID = "10:3,40:6"
-
-
-def spark_available():
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return False
-    return plumbing.spark._java_command() is not None
-
-
-def require_spark():
-    require(
-        spark_available(),
-        "no pyspark or no Java: pip install -r requirements-spark.txt "
-        "and apt-get install openjdk-17-jre-headless",
-    )
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """One Spark session for every test here, on two threads like the workshop machine."""
-    require_spark()
-    with plumbing.spark_session("local[2]", "tests") as session:
-        yield session
 
 
 @pytest.fixture(scope="module")
