@@ -1,16 +1,12 @@
 """Lesson: load a logged or registered model back and predict with it.
 
-A model that demo.py, train_wine_elasticnet.py or train_iris_sweep.py logged is
-a folder in the artifact store, found again by a URI; its run also logged the
-rows it held out from training, with their true answers. This script loads the
-model twice (as a generic ``pyfunc`` model and as the scikit-learn estimator it
-really is) and predicts those rows beside the truth.
+A model that demo.py, train_wine_elasticnet.py or train_iris_sweep.py logged is a folder
+in the artifact store, found again by a URI; its run also logged the rows it held out from
+training, with their true answers. This script loads the model twice (as a generic ``pyfunc``
+model and as the scikit-learn estimator it really is) and predicts those rows beside the truth.
 
     python load_model.py                       # the newest demo.py model
     python load_model.py --model-uri models:/iris_classifier@champion
-
-``--model-uri`` takes every form: ``models:/<model_id>``, ``runs:/<run_id>/model``,
-``models:/<name>/<version>``, ``models:/<name>@<alias>``.
 """
 
 # %%
@@ -36,12 +32,10 @@ def parse_args(argv):
 # %%
 # 1. Which model?
 # ---------------
-# Since MLflow 3 a logged model is an entity of its own, with an id, under its
-# experiment; the client searches them like runs (only READY ones of runs
-# not deleted: an interrupted upload is FAILED). ``get_model_info`` reads a
-# model's ``MLmodel`` file without loading it: its id, run, flavors and
-# signature. A registry URI first maps a version, or an alias, to a model;
-# ``search_model_versions`` finds the versions registered from its run.
+# Since MLflow 3 a logged model is an entity of its own, with an id, searched like runs (only
+# READY ones of runs not deleted: an interrupted upload is FAILED). ``get_model_info`` reads
+# a model's ``MLmodel`` file without loading it: id, run, flavors, signature. A registry URI
+# maps a version or alias to a model; ``search_model_versions`` finds the versions of its run.
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
@@ -68,18 +62,15 @@ def model_info_and_run(client, uri):
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise  # not a missing model: main says the store could not be used
-        message = error.message.rstrip(".")
-        raise SystemExit(
-            f"Cannot find {uri}: {message}{plumbing.what_exists(client, uri)}."
-        ) from None
+        reason = error.message.rstrip(".") + plumbing.what_exists(client, uri)
+        raise SystemExit(f"Cannot find {uri}: {reason}.") from None
 
 
 # %%
 # 2. The rows its run held out
 # ----------------------------
-# Predicting on training rows would flatter the model, so the training run
-# logged its held-out rows with ``mlflow.log_table``: the model's input columns
-# and one more, the true answer. Nothing to recompute or guess.
+# Predicting on training rows would flatter the model, so the training run logged its
+# held-out rows with ``mlflow.log_table``: the model's input columns and the true answer.
 HELD_OUT_ROWS = "held_out_rows.json"
 
 
@@ -96,9 +87,8 @@ def held_out_rows(client, run):
 # %%
 # 3. Predictions beside the truth
 # -------------------------------
-# A classifier is right or wrong, and ``predict_proba`` says how sure it was; a
-# regressor is off by some amount. JSON loses column types (whole numbers come
-# back as integers), so the features get the types of the model's signature.
+# A classifier is right or wrong (``predict_proba``: how sure it was), a regressor off by some
+# amount. JSON turns whole numbers into integers, so the features get the signature's types.
 import pandas as pd
 from sklearn.base import is_classifier
 
@@ -121,11 +111,9 @@ def compare(pyfunc_model, native_model, inputs, held_out):
 # %%
 # 4. Load it twice and predict
 # ----------------------------
-# ``mlflow.pyfunc.load_model`` gives every model, whatever library trained it,
-# the same ``predict(DataFrame)``: what a server or a batch job uses.
-# ``mlflow.sklearn.load_model`` gives the scikit-learn object itself.
-
-
+# ``mlflow.pyfunc.load_model`` gives every model, whatever library trained it, the same
+# ``predict(DataFrame)``: what a server or a batch job uses. ``mlflow.sklearn.load_model``
+# gives the scikit-learn object itself.
 def main(argv=None):
     args = parse_args(argv)
     store = plumbing.connect(missing_store_message=NO_MODEL_YET)

@@ -1,22 +1,18 @@
 """Lesson: a registered model behind a REST endpoint, with `mlflow models serve`.
 
-`mlflow models serve` puts any MLflow Model behind a small web server (uvicorn
-and FastAPI) without a line of web code: `/ping` and `/health` (is it up?),
-`/version` and `/invocations` (predictions). This script checks the model,
-starts that server in the foreground on 127.0.0.1 and prints requests to try.
-By default it serves the iris champion that train_iris_sweep.py registered.
+`mlflow models serve` puts any MLflow Model behind a small web server (uvicorn and FastAPI)
+without a line of web code: `/ping` and `/health` (is it up?), `/version` and `/invocations`
+(predictions). This script checks the model, starts that server in the foreground on
+127.0.0.1 and prints requests to try; by default it serves the sweep's iris champion.
 
     python serve_model.py
     python serve_model.py --model-uri models:/iris_classifier/1 --port 5002
-
-Stop it with Ctrl+C.
 """
 
 # %%
 # Settings
 # --------
-# The alias ``@champion`` moves when a better version becomes champion; every
-# other model URI form works too. Port 5001 leaves 5000 free for the MLflow UI.
+# ``@champion`` moves when a better version wins; port 5001 leaves 5000 free for the MLflow UI.
 import plumbing
 
 MODEL_URI = "models:/iris_classifier@champion"
@@ -35,14 +31,10 @@ def parse_args(argv):
 # %%
 # 1. Check before starting
 # ------------------------
-# Each of these problems would otherwise end in a long trace from the server.
-# ``mlflow models serve`` starts ``uvicorn`` by name; both commands live next
-# to this Python, which is on PATH only while its environment is activated.
-# Only one program can listen on a port. ``get_model_info`` reads just the
-# model's MLmodel file: an unknown name, alias, version or run fails at once.
-import os
-from pathlib import Path
-
+# Each check spares a long trace from the server. ``mlflow models serve`` starts ``uvicorn``
+# by name: both live next to this Python, on PATH only in an activated environment. Only one
+# program can listen on a port. ``get_model_info`` reads just the model's MLmodel file: an
+# unknown name, alias, version or run fails at once.
 import mlflow
 from mlflow.exceptions import MlflowException
 
@@ -62,11 +54,10 @@ def model_info(model_uri):
 # %%
 # 2. A request to try
 # -------------------
-# ``/invocations`` takes JSON with exactly one of ``dataframe_split``,
-# ``dataframe_records``, ``inputs`` or ``instances`` (the ``{"data": ...}`` of
-# older tutorials gets 400 Bad Request). A model logged with an input example
-# also stores it in that format: a request that fits the model's signature.
+# ``/invocations`` takes JSON with exactly one of ``dataframe_split``, ``dataframe_records``,
+# ``inputs`` or ``instances``; a model logged with an input example keeps one such request.
 import json
+import os
 import shlex
 
 from mlflow.models.utils import load_serving_example
@@ -95,9 +86,8 @@ def print_requests(url, startup_seconds, body):
 # %%
 # 3. Serve until Ctrl+C
 # ---------------------
-# ``--env-manager local`` serves with this environment's packages (the default
-# builds a new one, which needs pyenv and the network). Ctrl+C reaches the
-# server too; SIGTERM stops the script like Ctrl+C (see plumbing.connect).
+# ``--env-manager local`` uses this environment's packages (the default builds a new one, which
+# needs pyenv and the network). Ctrl+C reaches the server too; SIGTERM stops the script alike.
 import subprocess
 import time
 import urllib.request
@@ -133,12 +123,11 @@ def main(argv=None):
     info = model_info(args.model_uri)
     body = example_body(args.model_uri, info)
     print(f"Model {args.model_uri} is {info.model_uri}, logged by run {info.run_id}")
-
     url = f"http://{HOST}:{args.port}"
     serve = ["models", "serve", "-m", args.model_uri, "--env-manager", "local"]
     serve += ["--host", HOST, "--port", str(args.port)]
     print(f"Starting: mlflow {' '.join(serve)}", flush=True)
-    path = os.pathsep.join([str(Path(uvicorn_command).parent), os.environ.get("PATH", "")])
+    path = os.pathsep.join([os.path.dirname(uvicorn_command), os.environ.get("PATH", "")])
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": path}  # uvicorn first on PATH
     server = subprocess.Popen([mlflow_command, *serve], env=env)
     startup_seconds = None

@@ -9,7 +9,7 @@ about MLflow, and use the names below. Each part is a short module:
 - ``stopping``: Ctrl+C, SIGTERM and a full disk end in one line, no run left RUNNING.
 - ``wine``: the red-wine data in ``data/``, read and checked.
 - ``spark``: for the Spark lessons, pyspark and Java checked, a session on 127.0.0.1.
-- ``next_steps``: the lines that say where to see a run, what exists, the chart.
+- ``next_steps``: the lines that say where to see a run, what exists, the chart, the CSV.
 """
 
 from plumbing.flags import (
@@ -32,11 +32,13 @@ from plumbing.next_steps import (
     UI_COMMAND,
     UI_VIEW,
     check_port_free,
+    differing_params,
     find_command,
     plot_params,
     print_summary,
     what_exists,
     where_to_look,
+    write_csv,
 )
 from plumbing.spark import spark_session
 from plumbing.store import REPO_ROOT, REQUIREMENTS, connect, unreachable_message, use_experiment

@@ -2,7 +2,7 @@
 
 How to see a run in the UI, what a mistyped model URI could have been, the
 ``mlflow`` command of this environment, a free port, and compare_runs.py's
-chart of params against a metric.
+chart of params against a metric and its CSV file of runs.
 """
 
 import shutil
@@ -96,29 +96,46 @@ def where_to_look(run):
     return [f"See it in the UI: {where}", f"  {command}", f"  then open {UI_URL}{path}"]
 
 
-def plot_params(params, scores, score_label, path):
-    """Draw each numeric column of ``params`` against ``scores`` (best first) into a PNG.
+def differing_params(runs):
+    """The names of the params whose values differ between ``runs``, sorted."""
+    names = sorted({name for run in runs for name in run.data.params})
+    return [name for name in names if len({run.data.params.get(name) for run in runs}) > 1]
 
-    One panel per param, the first (best) run in orange. matplotlib is imported
-    only here (0.4 s); a bare ``Figure`` draws to a file without a window.
+
+def plot_params(runs, metric, order, path):
+    """Draw each numeric param that differs between ``runs`` against ``metric`` into a PNG.
+
+    One panel per param, the first (best) run in orange; ``order`` (ASC or DESC)
+    says whether lower or higher is better. matplotlib is imported only here
+    (0.4 s); a bare ``Figure`` draws to a file without a window.
     """
     import pandas as pd
 
+    params = pd.DataFrame([run.data.params for run in runs])[differing_params(runs)]
     params = params.apply(pd.to_numeric, errors="coerce").dropna(axis="columns")
     if params.empty:
         return print("No chart: no numeric param differs between the ranked runs.")
     from matplotlib.figure import Figure
 
+    scores = [run.data.metrics[metric] for run in runs]
     fig = Figure(figsize=(1 + 4 * len(params.columns), 4), layout="tight")
     axes = fig.subplots(1, len(params.columns), sharey=True, squeeze=False)[0]
     for ax, name in zip(axes, params.columns, strict=True):
         ax.scatter(params[name], scores, label="run")
         ax.scatter(params[name][:1], scores[:1], color="tab:orange", s=80, label="best run")
         ax.set_xlabel(name)
-    axes[0].set_ylabel(score_label)
+    axes[0].set_ylabel(f"{metric} ({'lower' if order == 'ASC' else 'higher'} is better)")
     axes[0].legend()
     try:
         fig.savefig(path)
     except OSError as error:  # the disk is full, or the folder changed since the flag check
         raise SystemExit(f"Could not write {path}: {error.strerror or error}.") from None
     print(f"Wrote the chart to {path}")
+
+
+def write_csv(table, path):
+    """Write the DataFrame ``table`` to ``path``; one sentence if that fails."""
+    try:
+        table.to_csv(path, index=False)
+    except OSError as error:  # the disk is full, or the folder changed since the flag check
+        raise SystemExit(f"Could not write {path}: {error.strerror or error}.") from None

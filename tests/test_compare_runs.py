@@ -1,11 +1,14 @@
 """compare_runs.py: ranking, filtering, paging, exporting and its one-sentence errors."""
 
+import errno
+import os
 import re
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, free_port, run_script
+from conftest import REPO_ROOT, free_port, require, run_script
 
 import compare_runs
 import plumbing
@@ -149,6 +152,27 @@ def test_csv_holds_every_matched_run(wine_like_runs, tmp_path, capsys):
     assert expected <= set(table.columns)
     assert table["metrics.rmse"].tolist() == pytest.approx([0.642, 0.648, 0.651, 0.733])
     assert table["params.alpha"].tolist() == [0.1, 0.1, 0.0, 0.5]
+
+
+def test_a_csv_write_that_fails_is_one_sentence(wine_like_runs, tracking_store, tmp_path, capsys):
+    """A full disk: Linux's /dev/full passes the flag check, then refuses every write (ENOSPC)."""
+    require(Path("/dev/full").exists(), "there is no /dev/full (a device that is always full)")
+    sentence = f"Could not write /dev/full: {os.strerror(errno.ENOSPC)}."
+    with pytest.raises(SystemExit) as exit_info:
+        compare_runs.main(["--csv", "/dev/full"])
+    assert exit_info.value.code == sentence
+    assert "Wrote" not in capsys.readouterr().out
+
+    script, env = str(REPO_ROOT / "compare_runs.py"), {"MLFLOW_TRACKING_URI": tracking_store}
+    done = run_script(script, "--csv", "/dev/full", cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr) == (1, sentence + "\n")
+
+    # A folder removed after the flag check: the same write, one sentence too.
+    path = tmp_path / "removed" / "runs.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        plumbing.write_csv(pd.DataFrame({"run_id": ["a"]}), path)
+    assert exit_info.value.code.startswith(f"Could not write {path}: ")
+    assert "non-existent directory" in exit_info.value.code and not path.parent.exists()
 
 
 def test_plot_draws_each_numeric_param_against_the_metric(wine_like_runs, tmp_path, capsys):
