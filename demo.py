@@ -1,15 +1,12 @@
 """Lesson 1: one MLflow run with params, metrics, tags, artifacts and a model.
 
-A random forest learns to tell malignant from benign tumours in scikit-learn's
-breast-cancer data (569 patients, 30 measurements each, bundled with
-scikit-learn). Everything about the training goes into one MLflow run: the
-settings (params), the scores (metrics), labels (tags), plots and a report
-(artifacts), the data (inputs), the held-out rows, and the model itself.
+A random forest learns to tell malignant from benign tumours (scikit-learn's
+breast-cancer data: 569 patients, 30 measurements each). One MLflow run holds
+it all: settings (params), scores (metrics), labels (tags), plots and a report
+(artifacts), the data (inputs), the held-out rows and the model itself.
 
     python demo.py
     python demo.py --n-estimators 300 --max-depth 5
-
-then browse the run with the `mlflow ui` command it prints.
 """
 
 # %%
@@ -43,19 +40,16 @@ def parse_args(argv):
 # %%
 # 1. Data
 # -------
-# Held-out rows give honest scores: the model never sees them while training.
-# ``stratify`` keeps the share of malignant cases equal in both parts. The
-# label is the diagnosis as a word, so the model predicts words too.
+# Held-out rows give honest scores: the model never trains on them. ``stratify``
+# keeps the share of malignant cases equal; the label (and prediction) is a word.
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 
 def load_data(test_size, seed):
     data = load_breast_cancer(as_frame=True)
-    table = data.data.assign(diagnosis=data.target_names[data.target])
-    return train_test_split(
-        table, test_size=test_size, random_state=seed, stratify=table["diagnosis"]
-    )
+    rows = data.data.assign(diagnosis=data.target_names[data.target])
+    return train_test_split(rows, test_size=test_size, random_state=seed, stratify=rows.diagnosis)
 
 
 # %%
@@ -85,9 +79,8 @@ def evaluate(model, X_test, y_test):
     ConfusionMatrixDisplay.from_predictions(y_test, y_pred, cmap="Blues", colorbar=False, ax=ax)
     ax.set_title("Confusion matrix (test set)")
     roc, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    curve = RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", ax=ax)
-    curve.line_.set_label(f"forest (roc_auc {scores['roc_auc']:.3f}, as logged)")
-    ax.legend(loc="lower right")
+    curve = {"label": f"forest (roc_auc {scores['roc_auc']:.3f}, as logged)"}
+    RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", curve_kwargs=curve, ax=ax)
     ax.set(title="ROC curve on the test set", xlabel="Malignant tumours called benign (share)")
     ax.set_ylabel("Benign tumours called benign (share)")
     importance, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
@@ -117,37 +110,27 @@ def main(argv=None):
     experiment = plumbing.use_experiment(EXPERIMENT_NAME)  # groups the runs of one task
     with mlflow.start_run(run_name=RUN_NAME) as run:
         # Params: the inputs you chose. Tags: labels to search and filter by.
-        mlflow.log_params(
-            {"n_estimators": args.n_estimators, "max_depth": args.max_depth}
-            | {"test_size": args.test_size, "seed": args.seed}
-        )
-        mlflow.set_tags(
-            {"model_type": "RandomForestClassifier", "dataset": "sklearn breast_cancer"}
-        )
-        mlflow.set_tag("owner", args.owner)
+        params = {"n_estimators": args.n_estimators, "max_depth": args.max_depth}
+        mlflow.log_params(params | {"test_size": args.test_size, "seed": args.seed})
+        tags = {"model_type": "RandomForestClassifier", "dataset": "sklearn breast_cancer"}
+        mlflow.set_tags(tags | {"owner": args.owner})
         # Inputs: the rows trained and scored on (digest, schema and source,
         # under "Datasets"); the held-out rows also as a table, for load_model.py.
         for rows, context in [(training, "training"), (held_out, "evaluation")]:
-            data = mlflow.data.from_pandas(
-                rows, name=f"breast_cancer_{context}", targets="diagnosis", source=SOURCE
-            )
+            name = f"breast_cancer_{context}"
+            data = mlflow.data.from_pandas(rows, name=name, targets="diagnosis", source=SOURCE)
             mlflow.log_input(data, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")
 
-        model = RandomForestClassifier(
-            n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.seed
-        ).fit(X_train, y_train)
+        model = RandomForestClassifier(**params, random_state=args.seed).fit(X_train, y_train)
         y_pred, metrics, plots, report = evaluate(model, X_test, y_test)
         mlflow.log_metrics(metrics)  # one call for all of them
-        # Artifacts: files, written straight into the run's artifact folder.
-        for name, fig in plots.items():
+        for name, fig in plots.items():  # artifacts: files, straight into the run's folder
             mlflow.log_figure(fig, f"plots/{name}.png")
             plt.close(fig)
         mlflow.log_text(report, "classification_report.txt")
-
-        # The model: skops (a safe format, not pickle; the forest's trees are
-        # named as trusted), its signature (input columns, output type), an
-        # input example and pinned requirements (saves MLflow guessing them).
+        # The model: skops (safe, unlike pickle; the trees' type named as trusted),
+        # a signature (input columns, output type), an input example, pinned requirements.
         model_info = mlflow.sklearn.log_model(
             model,
             name="model",

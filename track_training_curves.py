@@ -1,12 +1,10 @@
 """Lesson 4: learning curves as step metrics, and the other logging calls.
 
 A small neural network (scikit-learn's MLPClassifier) learns to read
-handwritten digits (scikit-learn's 1,797 8x8 images), one pass over the
-training rows (an epoch) at a time. After every epoch it logs loss and accuracy
-on the training and the validation rows as *step metrics*, one value per epoch,
-so the MLflow UI draws real learning curves. The run also uses ``log_dict``,
-``log_text`` and ``log_figure`` once each. Lesson 5 (autolog_grid_search.py)
-lets MLflow do the logging instead.
+handwritten digits (scikit-learn's 1,797 8x8 images), one epoch (a pass over
+the training rows) at a time. Each epoch's loss and accuracy on the training
+and validation rows become *step metrics*, so the MLflow UI draws learning curves.
+The run also uses ``log_dict``, ``log_text`` and ``log_figure`` once each.
 
     python track_training_curves.py
     python track_training_curves.py --epochs 60 --learning-rate 0.01
@@ -23,9 +21,7 @@ HIDDEN_UNITS = 32
 BATCH_SIZE = 64
 VALIDATION_SIZE = 0.25
 SEED = 0
-# Send the step metrics of every 10 epochs in one call (and the rest at the
-# end): few calls, yet a long training's curves grow in the UI while it runs.
-LOG_EVERY_EPOCHS = 10
+LOG_EVERY_EPOCHS = 10  # one log_batch call per 10 epochs: few calls, live curves in the UI
 EXPERIMENT_NAME = "digits-training-curves"
 RUN_NAME = "mlp_digits_curves"
 
@@ -42,53 +38,43 @@ def parse_args(argv):
 # %%
 # 1. Data
 # -------
-# Validation rows the network never trains on show when it stops learning
-# general rules and starts memorising: validation loss turns up while training
-# loss keeps falling.
+# Validation rows the network never trains on show when it starts memorising:
+# validation loss turns up while training loss keeps falling.
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 
 def load_data(seed):
-    data = load_digits(as_frame=True)
-    return train_test_split(
-        data.data, data.target, test_size=VALIDATION_SIZE, random_state=seed, stratify=data.target
-    )
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    return train_test_split(X, y, test_size=VALIDATION_SIZE, random_state=seed, stratify=y)
 
 
 # %%
 # 2. Training, one epoch at a time, with step metrics in batches
 # --------------------------------------------------------------
-# ``partial_fit`` runs one epoch. Each measurement becomes a ``Metric`` with a
-# ``step`` (the epoch), so MLflow keeps the whole history, not just the last
-# value. One ``mlflow.log_metric`` call per value would cost a database
-# transaction (or an HTTP request to a server) each; ``MlflowClient.log_batch``
-# sends many in one (it splits a list into requests of 1,000, MLflow's limit).
+# ``partial_fit`` runs one epoch; each value becomes a ``Metric`` with the epoch as its
+# ``step``. ``MlflowClient.log_batch`` sends many per call, not a transaction per value.
 import time
 
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
 
 def measure(model, X, y, rows):
-    probabilities = model.predict_proba(X)
-    predicted = model.classes_[probabilities.argmax(axis=1)]
-    loss = log_loss(y, probabilities, labels=model.classes_)
-    return {f"{rows}_loss": loss, f"{rows}_accuracy": accuracy_score(y, predicted)}
+    loss = log_loss(y, model.predict_proba(X), labels=model.classes_)
+    return {f"{rows}_loss": loss, f"{rows}_accuracy": model.score(X, y)}
 
 
 def train_with_curves(args, run_id, X_train, X_val, y_train, y_val):
-    # A network needs inputs on one scale, learnt from the training rows only.
-    scaler = StandardScaler().fit(X_train)
+    scaler = StandardScaler().fit(X_train)  # one scale for the network, from training rows
     X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
-    model = MLPClassifier(
-        (HIDDEN_UNITS,), learning_rate_init=args.learning_rate, batch_size=BATCH_SIZE
-    ).set_params(random_state=args.seed)
+    model = MLPClassifier((HIDDEN_UNITS,), learning_rate_init=args.learning_rate)
+    model.set_params(batch_size=BATCH_SIZE, random_state=args.seed)
     history, pending = {}, []
     for epoch in range(args.epochs):
         model.partial_fit(X_train, y_train, classes=np.unique(y_train))
@@ -108,9 +94,8 @@ def train_with_curves(args, run_id, X_train, X_val, y_train, y_val):
 # %%
 # 3. The run: each other logging call once, for a reason
 # ------------------------------------------------------
-# ``log_dict``: the configuration as JSON, keeping its structure. ``log_metrics``:
-# one-off summary numbers in one call. ``log_text``: a short summary shown in
-# the UI. ``log_figure``: the curves as a PNG, without a temporary file.
+# ``log_dict``: the config as JSON; ``log_metrics``: summary numbers in one call;
+# ``log_text``: a note shown in the UI; ``log_figure``: a PNG, no temporary file.
 import matplotlib
 
 matplotlib.use("Agg")  # draw to files, no window needed
@@ -142,11 +127,8 @@ def main(argv=None):
         mlflow.log_dict(settings | {"model": "MLPClassifier", "solver": "adam"}, "config.json")
         history = train_with_curves(args, run.info.run_id, X_train, X_val, y_train, y_val)
         best_epoch = int(np.argmin(history["val_loss"]))
-        summary = {
-            "best_epoch": best_epoch,
-            "best_val_loss": history["val_loss"][best_epoch],
-            "best_val_accuracy": history["val_accuracy"][best_epoch],
-        }
+        summary = {"best_epoch": best_epoch, "best_val_loss": history["val_loss"][best_epoch]}
+        summary["best_val_accuracy"] = history["val_accuracy"][best_epoch]
         mlflow.log_metrics(summary)
         text = f"Lowest validation loss {summary['best_val_loss']:.3f} at epoch {best_epoch}."
         if best_epoch < args.epochs - 1:

@@ -113,17 +113,14 @@ def main(argv=None):
 
     experiment = plumbing.use_experiment(EXPERIMENT_NAME)
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params(
-            {"alpha": args.alpha, "l1_ratio": args.l1_ratio}
-            | {"test_size": args.test_size, "seed": args.seed}
-        )
+        params = {"alpha": args.alpha, "l1_ratio": args.l1_ratio}
+        mlflow.log_params(params | {"test_size": args.test_size, "seed": args.seed})
         mlflow.set_tags({"model_type": "ElasticNet", "dataset": "UCI wine quality (red)"})
         # The rows trained and scored on. A dataset's digest is a hash of its
         # content: two runs with the same digest used exactly the same wines.
         for rows, context in [(training, "training"), (held_out, "evaluation")]:
-            data = mlflow.data.from_pandas(
-                rows, name=f"winequality-red_{context}", targets=TARGET, source=source
-            )
+            name = f"winequality-red_{context}"
+            data = mlflow.data.from_pandas(rows, name=name, targets=TARGET, source=source)
             mlflow.log_input(data, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")  # for load_model.py
 
