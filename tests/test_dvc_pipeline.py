@@ -11,7 +11,6 @@ from DVC's temporary copies of it alike.
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -378,20 +377,16 @@ def test_a_missing_data_file_stops_the_pipeline_with_one_sentence(tmp_path):
 
 def test_the_pipelines_runs_appear_in_the_ui(reproduced, tmp_path):
     """The README's ``mlflow ui`` over the copy's store, in headless Chromium (see test_ui.py)."""
-    from test_ui import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, VIEWPORT, require_browser, screenshot
+    from test_ui import expect, participant_browser, require_browser, screenshot, ui_command
 
     import plumbing
 
     require_browser()
-    from playwright.sync_api import expect, sync_playwright
-
     workshop, *_ = reproduced
     runs = workshop.runs()
     experiment_id = runs[0].info.experiment_id
     port = free_port()
-    command = shlex.split(plumbing.UI_COMMAND)  # mlflow --env-file ui.env ui ... --port 5000
-    command[0:1] = [sys.executable, "-m", "mlflow"]
-    command[command.index("--port") + 1] = str(port)
+    command = ui_command(port)
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "ui.log"
     with BackgroundProcess(command, log, workshop.env, workshop.root) as server:
@@ -399,31 +394,19 @@ def test_the_pipelines_runs_appear_in_the_ui(reproduced, tmp_path):
             wait_for_http(f"{url}/health", server.process)
         except (RuntimeError, TimeoutError) as error:
             pytest.fail(f"{error}\n{server.log()[-3000:]}")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
-                context.set_default_timeout(TIMEOUT_MS)
-                expect.set_options(timeout=TIMEOUT_MS)
-                # Only the UI under test is reachable: nothing leaves the machine.
-                context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda r: r.abort())
-                page = context.new_page()
-                page.goto(f"{url}/#/experiments/{experiment_id}{plumbing.UI_VIEW}")
-                for run in runs:  # each named after its DVC experiment
-                    link = page.get_by_role("link", name=run.info.run_name, exact=True)
-                    expect(link.first).to_be_visible()
-                assistant_close = page.get_by_role("button", name="Close")
-                if assistant_close.is_visible():  # the assistant panel of a first visit
-                    assistant_close.click()
-                # The chart view: one bar chart per metric, a bar per run. Its
-                # switch is an unlabelled radio button, found by its value.
-                chart_view = page.locator("input[name=runs-view-mode][value=CHART]")
-                chart_view.locator("xpath=../..").click()
-                for metric in ("rmse", "r2", "mae"):
-                    expect(page.get_by_text(metric, exact=True).first).to_be_visible()
-                screenshot(page, "dvc_pipeline_runs", height=660)
-            finally:
-                browser.close()
+        with participant_browser(url) as context:
+            page = context.new_page()
+            page.goto(f"{url}/#/experiments/{experiment_id}{plumbing.UI_VIEW}")
+            for run in runs:  # each named after its DVC experiment
+                link = page.get_by_role("link", name=run.info.run_name, exact=True)
+                expect(link.first).to_be_visible()
+            # The chart view: one bar chart per metric, a bar per run. Its
+            # switch is an unlabelled radio button, found by its value.
+            chart_view = page.locator("input[name=runs-view-mode][value=CHART]")
+            chart_view.locator("xpath=../..").click()
+            for metric in ("rmse", "r2", "mae"):
+                expect(page.get_by_text(metric, exact=True).first).to_be_visible()
+            screenshot(page, "dvc_pipeline_runs", height=660)
 
 
 # %%

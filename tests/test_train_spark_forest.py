@@ -16,7 +16,6 @@ import mlflow
 import pytest
 from conftest import REPO_ROOT, all_runs, new_store, require_spark, run_script, using_store
 
-import plumbing
 import train_spark_forest
 
 MODEL = "spark_breast_cancer_classifier"
@@ -233,33 +232,29 @@ def test_ui_ranks_the_sweep_by_roc_auc(sweep, tmp_path):
     ``UPDATE_SCREENSHOTS=1`` saves it as docs/images/spark_runs.png.
     """
     import re
-    import shlex
     import shutil
 
     from conftest import BackgroundProcess, free_port, wait_for_http
-    from test_ui import CHROMIUM, CHROMIUM_ARGS, NO_TELEMETRY, require_browser, screenshot
+    from test_ui import (
+        NO_TELEMETRY,
+        expect,
+        participant_browser,
+        require_browser,
+        screenshot,
+        ui_command,
+    )
 
-    require_browser()
-    from playwright.sync_api import expect, sync_playwright
-
+    require_browser()  # before starting a server for nothing
     shutil.copy(REPO_ROOT / "ui.env", sweep["folder"])
     port = free_port()
-    command = shlex.split(plumbing.UI_COMMAND)  # mlflow --env-file ui.env ui ... --port 5000
-    command[0:1] = [sys.executable, "-m", "mlflow"]
-    command[command.index("--backend-store-uri") + 1] = sweep["uri"]
-    command[command.index("--port") + 1] = str(port)
+    command = ui_command(port, store_uri=sweep["uri"])
     log = tmp_path / "ui.log"
+    url = f"http://127.0.0.1:{port}"
     with BackgroundProcess(command, log, env=NO_TELEMETRY, cwd=sweep["folder"]) as server:
-        wait_for_http(f"http://127.0.0.1:{port}/health", server.process)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 800}, locale="en-US")
-            page.set_default_timeout(30_000)
-            page.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
-            page.goto(f"http://127.0.0.1:{port}/#/experiments")
-            page.get_by_role("button", name="Model training").click()
-            if page.get_by_role("button", name="Close").is_visible():  # the assistant panel
-                page.get_by_role("button", name="Close").click()
+        wait_for_http(f"{url}/health", server.process)
+        with participant_browser(url, viewport={"width": 1440, "height": 800}) as context:
+            page = context.new_page()
+            page.goto(f"{url}/#/experiments")
             page.get_by_role("link", name=EXPERIMENT, exact=True).click()
             # Sort by the metric, then show the params and the accuracy beside it.
             page.get_by_role("button", name=re.compile("^Sort")).click()
@@ -277,4 +272,3 @@ def test_ui_ranks_the_sweep_by_roc_auc(sweep, tmp_path):
             expect(page.get_by_role("link", name=re.compile(f"^{MODEL}"))).to_be_visible()
             expect(page.get_by_role("link", name="spark_rf_n40_d6")).to_be_visible()
             screenshot(page, "spark_runs", height=380)
-            browser.close()

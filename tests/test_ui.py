@@ -12,6 +12,7 @@ which overwrites ``docs/images/*.png``; it fills the store in /home/you/mlflow-w
 the README's example folder, so that the paths in the pictures match the text.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -103,6 +104,45 @@ def require_browser():
     require(sync_playwright is not None, "no Playwright: pip install -r requirements-dev.txt")
 
 
+def ui_command(port, store_uri=None):
+    """The README's ``mlflow ui`` command, with this environment's MLflow, on ``port``."""
+    command = shlex.split(plumbing.UI_COMMAND)  # mlflow --env-file ui.env ui ... --port 5000
+    command[0:1] = [sys.executable, "-m", "mlflow"]
+    command[command.index("--port") + 1] = str(port)
+    if store_uri:
+        command[command.index("--backend-store-uri") + 1] = store_uri
+    return command
+
+
+@contextlib.contextmanager
+def participant_browser(ui_url, viewport=VIEWPORT):
+    """A headless Chromium context set up as a workshop participant leaves it.
+
+    On the first visit the UI opens in its GenAI view with an assistant panel;
+    a participant switches to "Model training" and closes the panel once, and
+    the UI remembers both in the browser's local storage. Only 127.0.0.1 is
+    reachable: nothing leaves the machine.
+    """
+    require_browser()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=viewport, locale="en-US", timezone_id="UTC")
+            context.set_default_timeout(TIMEOUT_MS)
+            expect.set_options(timeout=TIMEOUT_MS)
+            context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda r: r.abort())
+            page = context.new_page()
+            page.goto(f"{ui_url}/#/experiments")
+            page.get_by_role("button", name="Model training").click()
+            assistant_close = page.get_by_role("button", name="Close")
+            if assistant_close.is_visible():
+                assistant_close.click()
+            page.close()
+            yield context
+        finally:
+            browser.close()
+
+
 class UI:
     """The running UI and what the store holds, for the tests to look up ids."""
 
@@ -143,9 +183,7 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
     env = {**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""}
     env |= {name: PARTICIPANT for name in ("LOGNAME", "USER", "LNAME", "USERNAME")}
     port = free_port()
-    command = shlex.split(plumbing.UI_COMMAND)  # mlflow --env-file ui.env ui ... --port 5000
-    command[0:1] = [sys.executable, "-m", "mlflow"]
-    command[command.index("--port") + 1] = str(port)
+    command = ui_command(port)
     with BackgroundProcess(command, workshop / "ui.log", env=env, cwd=workshop) as server:
         lessons = [
             (script, argv)
@@ -171,29 +209,9 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
 
 @pytest.fixture(scope="module")
 def browser_context(mlflow_ui):
-    """One headless Chromium for all the tests, set up as a workshop participant would.
-
-    On the first visit the UI opens in its GenAI view with an assistant panel;
-    a participant switches to "Model training" and closes the panel once, and
-    the UI remembers both in the browser's local storage.
-    """
-    require_browser()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
-        context.set_default_timeout(TIMEOUT_MS)
-        expect.set_options(timeout=TIMEOUT_MS)
-        # Only the UI under test is reachable: nothing leaves the machine.
-        context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda route: route.abort())
-        page = context.new_page()
-        page.goto(f"{mlflow_ui.url}/#/experiments")
-        page.get_by_role("button", name="Model training").click()
-        assistant_close = page.get_by_role("button", name="Close")
-        if assistant_close.is_visible():
-            assistant_close.click()
-        page.close()
+    """One headless Chromium for all the tests."""
+    with participant_browser(mlflow_ui.url) as context:
         yield context
-        browser.close()
 
 
 @pytest.fixture
