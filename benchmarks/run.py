@@ -3,12 +3,8 @@
     python -m benchmarks.run           # the full run, about 10 minutes on two cores
     python -m benchmarks.run --quick   # tiny sizes, once each: prints the targets only
 
-Every process runs in a new temporary folder with its own SQLite store
-(MLFLOW_TRACKING_URI), never the repository's mlflow.db. Whole-process wall
-times come from hyperfine (`apt-get install hyperfine`, `brew install
-hyperfine`), step logging from step_metrics.py, serving latency from a
-keep-alive client below. Servers listen on 127.0.0.1 only and are stopped even
-when something fails. Linux or macOS: servers run in process groups.
+Each process runs in a new temporary folder with its own SQLite store (Linux or macOS):
+hyperfine times whole processes, step_metrics.py step logging, latencies() model servers.
 """
 
 import argparse
@@ -29,20 +25,17 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from subprocess import DEVNULL
 from types import SimpleNamespace
 
 from benchmarks import report
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
-WINE_CSV = REPO / "data" / "winequality-red.csv"
 PYTHON = sys.executable
+PACKAGES = ("mlflow", "scikit-learn", "pandas", "sqlalchemy", "skops")  # their versions reported
+WINE_CSV = REPO / "data" / "winequality-red.csv"
 IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-IRIS_ROW = json.dumps(
-    {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
-)
-
+ONE_ROW = json.dumps({"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}})
 
 # How much to measure: (a full run, a --quick run).
 SIZES = {
@@ -59,11 +52,9 @@ SIZES = {
 }
 
 
-# %%
-# Processes: each with its own store, nothing beyond 127.0.0.1
+# %% Processes: each with its own store, nothing beyond 127.0.0.1
 def environment(folder, tracking_uri=None):
-    return {
-        **os.environ,
+    return os.environ | {
         "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{folder / 'mlflow.db'}",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
@@ -72,91 +63,63 @@ def environment(folder, tracking_uri=None):
     }
 
 
-def command(*args):
-    return shlex.join([PYTHON, *map(str, args)])
-
-
-def shown(full_command):
-    """A command as typed at the repository root, for the report."""
-    return full_command.replace(PYTHON, "python").replace(f"{REPO}{os.sep}", "")
-
-
 def run_in(folder, *args, tracking_uri=None):
-    env = environment(folder, tracking_uri)
-    subprocess.run([PYTHON, *map(str, args)], cwd=folder, env=env, check=True, stdout=DEVNULL)
+    folder.mkdir(exist_ok=True)
+    argv, env = [PYTHON, *map(str, args)], environment(folder, tracking_uri)
+    subprocess.run(argv, cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-def hyperfine(folder, commands, runs, prepare=None):
-    """hyperfine's results for ``commands``, each run ``runs`` times in ``folder``."""
-    export = folder / "hyperfine.json"
-    argv = ["hyperfine", "--shell=none", "--style=basic", f"--runs={runs}"]
+def hyperfine(folder, runs, *args, prepare=None):
+    """hyperfine's result (--export-json) for ``python *args`` run ``runs`` times in ``folder``."""
+    script, export, env = [PYTHON, *map(str, args)], folder / "hyperfine.json", environment(folder)
+    typed = shlex.join(["python", *script[1:]]).replace(f"{REPO}{os.sep}", "")  # for the report
+    argv = ["hyperfine", "--shell=none", "--style=basic", f"--runs={runs}", "--command-name", typed]
     argv += [f"--export-json={export}", *(["--prepare", prepare] if prepare else [])]
-    for full_command in commands:
-        argv += ["--command-name", shown(full_command)]
-    try:
-        subprocess.run([*argv, *commands], cwd=folder, env=environment(folder), check=True)
-    except subprocess.CalledProcessError:  # hyperfine hides why: run each command once more
-        for argv in map(shlex.split, commands):
-            done = subprocess.run(argv, cwd=folder, env=environment(folder), capture_output=True)
-            print(shown(shlex.join(argv)), done.stderr.decode()[-3000:], file=sys.stderr)
-        raise
-    return json.loads(export.read_text())["results"]
+    if subprocess.run([*argv, shlex.join(script)], cwd=folder, env=env).returncode:
+        subprocess.run(script, cwd=folder, env=env)  # hyperfine hides why: once more, output shown
+        raise SystemExit(f"{typed} failed (its output is above)")
+    return json.loads(export.read_text())["results"][0]
 
 
 @contextlib.contextmanager
-def server(argv, folder, port, ready_path, tracking_uri=None):
-    """Run a server until the block ends, even on failure; yields its seconds to answer."""
-    started = time.perf_counter()
-    with open(folder / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=folder,
-            env=environment(folder, tracking_uri),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: its workers stop with it
-        )
-        try:
-            wait_until_ready(process, port, ready_path, folder / "server.log")
-            yield time.perf_counter() - started
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def wait_until_ready(process, port, path, log, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{shlex.join(process.args)} exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", path)
-            if connection.getresponse().status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{shlex.join(process.args)} did not answer within {timeout} s")
-
-
-def free_port():
+def server(folder, ready_path, *args):
+    """Run ``python *args --port=N`` until the block ends, even on failure; yields N, startup s."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port = probe.getsockname()[1]
+    argv, env = [PYTHON, *map(str, args), f"--port={port}"], environment(folder)
+    log, started = folder / "server.log", time.perf_counter()
+    with log.open("wb") as out:  # a new session: its own process group, its workers stop with it
+        process = subprocess.Popen(
+            argv, cwd=folder, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        while True:
+            with contextlib.suppress(OSError):  # not listening yet
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", ready_path)
+                if connection.getresponse().status == 200:
+                    break
+            if process.poll() is not None or time.perf_counter() - started > 180:
+                raise SystemExit(f"{shlex.join(argv)} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield port, time.perf_counter() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # and whatever of its group still runs
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
-# %%
-# The measurements, one function per section of BENCHMARKS.md
+# %% The measurements, one function per section of BENCHMARKS.md
 def time_lessons(work, sizes):
     """Each lesson cold (a new store) and warm (its store again), and its baseline warm too."""
-    wine = ("--data", WINE_CSV)
     lessons = [
         ("demo.py", "baseline_demo.py", sizes.demo),
-        ("train_wine_elasticnet.py", "baseline_wine_elasticnet.py", wine),
+        ("train_wine_elasticnet.py", "baseline_wine_elasticnet.py", ("--data", WINE_CSV)),
         ("train_iris_sweep.py", "baseline_iris_sweep.py", sizes.sweep),
         ("track_training_curves.py", "baseline_training_curves.py", sizes.curves),
     ]
@@ -164,70 +127,56 @@ def time_lessons(work, sizes):
     for lesson, baseline, flags in lessons:
         folder, baseline_folder = work / lesson, work / baseline  # time_serving reuses the sweeps'
         folder.mkdir(), baseline_folder.mkdir()
-        lesson_command = command(REPO / lesson, *flags)
-        cold = None  # --quick runs each lesson once only, in a new store
+        cold = None
         if sizes.cold_runs:
-            prepare = "rm -rf mlflow.db mlruns"  # a new store before each run
-            (cold,) = hyperfine(folder, [lesson_command], sizes.cold_runs, prepare=prepare)
-        (warm,) = hyperfine(folder, [lesson_command], sizes.runs)  # in the store the last made
-        # The baseline starts from a copy of that store: tables made, experiment there.
-        shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")
-        baseline_command = command(BENCHMARKS / "baselines" / baseline, *flags)
-        (base,) = hyperfine(baseline_folder, [baseline_command], sizes.runs)
+            new_store = "rm -rf mlflow.db mlruns"  # before each run
+            cold = hyperfine(folder, sizes.cold_runs, REPO / lesson, *flags, prepare=new_store)
+        warm = hyperfine(folder, sizes.runs, REPO / lesson, *flags)
+        shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")  # a warm store for it
+        base = hyperfine(baseline_folder, sizes.runs, BENCHMARKS / "baselines" / baseline, *flags)
         rows.append({"lesson": lesson, "cold": cold, "warm": warm, "baseline": base})
     return rows
 
 
 def time_step_metrics(work, sizes):
     """step_metrics.py against a SQLite store, then against `mlflow server` on 127.0.0.1."""
-    folder = work / "step_metrics"
-    folder.mkdir()
-    script = [BENCHMARKS / "step_metrics.py", f"--points={sizes.points}", f"--repeats={sizes.runs}"]
-    script.append(f"--budget={sizes.budget}")
-    run_in(folder, *script, "--result=sqlite.json")
-    port = free_port()
+    folder, script = work / "step_metrics", [BENCHMARKS / "step_metrics.py"]
+    script += [f"--points={sizes.points}", f"--repeats={sizes.runs}", f"--budget={sizes.budget}"]
+    run_in(folder, *script, "--result=SQLite.json")
     # One worker: the client sends one request at a time, and it starts sooner than four.
-    mlflow_server = [PYTHON, "-m", "mlflow", "server", "--host=127.0.0.1", f"--port={port}"]
-    mlflow_server += ["--workers=1", f"--backend-store-uri=sqlite:///{folder / 'server.db'}"]
-    mlflow_server += [f"--default-artifact-root={folder / 'server-artifacts'}"]
-    with server(mlflow_server, folder, port, "/health") as startup:
-        run_in(folder, *script, "--result=server.json", tracking_uri=f"http://127.0.0.1:{port}")
-    return {
-        "SQLite": json.loads((folder / "sqlite.json").read_text()),
-        "tracking server": json.loads((folder / "server.json").read_text()),
-        "server_startup": startup,
-    }
+    mlflow_server = ["-m", "mlflow", "server", "--host=127.0.0.1", "--workers=1"]
+    mlflow_server += [f"--backend-store-uri=sqlite:///{folder / 'server.db'}"]
+    with server(folder, "/health", *mlflow_server) as (port, startup):
+        uri = f"http://127.0.0.1:{port}"
+        run_in(folder, *script, "--result=tracking server.json", tracking_uri=uri)
+    results = {store: json.loads((folder / f"{store}.json").read_text()) for store in report.STORES}
+    return results | {"server_startup": startup}
 
 
 def time_compare_runs(work, sizes):
     """compare_runs.py over an experiment of ``fill_runs`` runs, and the floor of such scripts."""
     folder = work / "compare_runs"
-    folder.mkdir()
     run_in(folder, BENCHMARKS / "fill_store.py", f"--runs={sizes.fill_runs}")
-    compare = command(REPO / "compare_runs.py", "--experiment", "wine-quality-elasticnet")
-    compare += f" --filter 'metrics.rmse < 1' --max-results {sizes.fill_runs}"
-    floor = command("-c", "import mlflow; mlflow.MlflowClient().search_experiments()")
-    compare_timing, floor_timing = hyperfine(folder, [compare, floor], sizes.runs)
-    return {"runs": sizes.fill_runs, "compare": compare_timing, "floor": floor_timing}
+    compare = [REPO / "compare_runs.py", "--experiment", "wine-quality-elasticnet"]
+    compare += ["--filter", "metrics.rmse < 1", "--max-results", sizes.fill_runs]
+    floor = ["-c", "import mlflow; mlflow.MlflowClient().search_experiments()"]
+    timings = [hyperfine(folder, sizes.runs, *args) for args in (compare, floor)]
+    return {"runs": sizes.fill_runs, "compare": timings[0], "floor": timings[1]}
 
 
 def time_serving(work, sizes):
     """serve_model.py serving a sweep's champion; requests one after another on one connection."""
     stores = [("the sweep's champion", work / "train_iris_sweep.py")]
     if sizes.serve_all:
-        stores.append(
-            ("the baseline sweep's champion (`n_jobs=-1`)", work / "baseline_iris_sweep.py")
-        )
-        large = work / "large_forest"
-        large.mkdir()
-        run_in(large, REPO / "train_iris_sweep.py", "--grid", "200:10")
-        stores.append(("a forest of 200 trees (`train_iris_sweep.py --grid 200:10`)", large))
+        run_in(work / "large_forest", REPO / "train_iris_sweep.py", "--grid", "200:10")
+        stores += [
+            ("the baseline sweep's champion (`n_jobs=-1`)", work / "baseline_iris_sweep.py"),
+            ("a forest of 200 trees (`train_iris_sweep.py --grid 200:10`)", work / "large_forest"),
+        ]
     results = []
     for model, folder in stores:
-        port = free_port()
-        serve_model = [PYTHON, REPO / "serve_model.py", f"--port={port}"]
-        with server(serve_model, folder, port, "/ping") as up:
-            one_row = latencies(port, "POST", "/invocations", IRIS_ROW, sizes.requests)
+        with server(folder, "/ping", REPO / "serve_model.py") as (port, up):
+            one_row = latencies(port, "POST", "/invocations", ONE_ROW, sizes.requests)
             ping = latencies(port, "GET", "/ping", None, sizes.requests)
         results.append({"model": model, "startup": up, "one_row": one_row, "ping": ping})
     return results
@@ -235,8 +184,7 @@ def time_serving(work, sizes):
 
 def latencies(port, method, path, body, count, warmup=20):
     """Milliseconds from sending a request to having read the answer: {p50, p99, requests}."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # keeps alive
-    times = []
+    connection, times = http.client.HTTPConnection("127.0.0.1", port, timeout=60), []  # keep-alive
     for _ in range(warmup + count):
         started = time.perf_counter()
         connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
@@ -254,13 +202,12 @@ def machine(quick):
     cpu = platform.processor() or "unknown CPU"
     with contextlib.suppress(OSError):  # Linux names the model here
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(line.split(":")[1].strip() for line in lines if line.startswith("model name"))
-    packages = ("mlflow", "scikit-learn", "pandas", "sqlalchemy", "skops")
+        cpu = next((line.split(":")[1].strip() for line in lines if "model name" in line), cpu)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "packages": {name: version(name) for name in packages},
+        "packages": {name: version(name) for name in PACKAGES},
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": [round(load, 2) for load in os.getloadavg()],
         "quick": quick,
@@ -275,25 +222,16 @@ def main():
     args = parser.parse_args()
     if shutil.which("hyperfine") is None:
         raise SystemExit("hyperfine is not installed: apt-get install hyperfine, or brew install.")
-    if not WINE_CSV.is_file():
-        raise SystemExit(f"The wine data is missing at {WINE_CSV}.")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("Stopped by SIGTERM."))  # servers too
     sizes = SimpleNamespace(**{name: pair[int(args.quick)] for name, pair in SIZES.items()})
-    started = time.perf_counter()
-    results = {"machine": machine(args.quick)}
-    work = Path(tempfile.mkdtemp(prefix="workshop-benchmarks-"))
-    try:
-        results["scripts"] = time_lessons(work, sizes)
-        results["step_metrics"] = time_step_metrics(work, sizes)
-        results["compare_runs"] = time_compare_runs(work, sizes)
-        results["serving"] = time_serving(work, sizes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    started, results = time.perf_counter(), {"machine": machine(args.quick)}
+    with tempfile.TemporaryDirectory(prefix="benchmarks-", ignore_cleanup_errors=True) as work:
+        results["scripts"] = time_lessons(Path(work), sizes)
+        results["step_metrics"] = time_step_metrics(Path(work), sizes)
+        results["compare_runs"] = time_compare_runs(Path(work), sizes)
+        results["serving"] = time_serving(Path(work), sizes)
     minutes = (time.perf_counter() - started) / 60
-    results["machine"] |= {
-        "load_after": [round(load, 2) for load in os.getloadavg()],
-        "minutes": minutes,
-    }
+    results["machine"] |= {"load_after": [round(x, 2) for x in os.getloadavg()], "minutes": minutes}
     if args.results:
         Path(args.results).write_text(json.dumps(results, indent=2))
     print(report.targets(results), f"\n\nMeasured in {minutes:.1f} minutes.")
