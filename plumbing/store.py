@@ -98,10 +98,12 @@ SERVER_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "ms
 
 
 def _check_server_answers(uri):
-    """One sentence at once when nothing listens at a tracking server's (or database's) address.
+    """One sentence at once when nothing listens at a tracking server's (or database's)
+    address, or when it listens but does not answer in time.
 
     Without this, MLflow retries a stopped server, then prints a long chain of
-    connection errors (for a database server, after almost two minutes).
+    connection errors (for a database server, after almost two minutes), and
+    waits for ever on one that hangs or trickles.
     """
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.partition("+")[0]
@@ -113,25 +115,42 @@ def _check_server_answers(uri):
         return
     if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
         return  # a proxy connects on our behalf
+    shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
-        shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
         raise SystemExit(
             f"Could not use the MLflow tracking store at {shown}: nothing answers at "
             f"{host}:{port} ({error.strerror or error}); start the server or fix "
             "MLFLOW_TRACKING_URI."
         ) from None
-    if scheme in ("http", "https"):
+    _check_server_replies(shown, f"{uri.rstrip('/')}/health", scheme, host, port)
+
+
+def _check_server_replies(shown, health_url, scheme, host, port):
+    """One sentence when a server accepts connections but sends no whole answer in time."""
+    try:
+        if scheme == "postgresql":
+            _ask_postgres(host, port)
+        elif scheme in ("http", "https"):
+            fetch(health_url, SERVER_SECONDS)
+    except TimeoutError as error:  # it hangs, or trickles
+        raise SystemExit(
+            f"Could not use the MLflow tracking store at {shown}: {host}:{port} accepts "
+            f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
+        ) from None
+    except Exception:  # it answered, if only with an error or not in HTTP: MLflow says more
+        pass
+
+
+def _ask_postgres(host, port):
+    """PostgreSQL's first exchange: "use TLS?" (an SSLRequest), answered with one byte."""
+    with socket.create_connection((host, port), timeout=SERVER_SECONDS) as connection:
+        connection.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
         try:
-            fetch(f"{uri.rstrip('/')}/health", SERVER_SECONDS)
-        except TimeoutError as error:  # it listens, but hangs or trickles
-            raise SystemExit(
-                f"Could not use the MLflow tracking store at {uri}: {host}:{port} accepts "
-                f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
-            ) from None
-        except OSError:  # it answered, if only with an error: MLflow says more
-            pass
+            connection.recv(1)
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {SERVER_SECONDS} s") from None
 
 
 # Whole answers, not single reads, have a deadline: a server that sends one

@@ -228,6 +228,23 @@ def test_a_trickling_tracking_server_is_given_up_in_one_sentence(monkeypatch):
     )
 
 
+def test_a_database_server_that_never_answers_is_given_up_in_one_sentence(monkeypatch):
+    monkeypatch.setattr(plumbing.store, "SERVER_SECONDS", 2)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # connections queue, none is served
+        port = silent.getsockname()[1]
+        uri = f"postgresql://ann:secret@127.0.0.1:{port}/mlflow"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        started = time.monotonic()
+        with pytest.raises(SystemExit) as exit_info:
+            plumbing.connect()
+    assert time.monotonic() - started < 5
+    assert exit_info.value.code == (
+        f"Could not use the MLflow tracking store at postgresql://ann:***@127.0.0.1:{port}/mlflow: "
+        f"127.0.0.1:{port} accepts connections but sent no answer within 2 s; restart the "
+        "server or fix MLFLOW_TRACKING_URI."
+    )
+
+
 def test_a_closed_port_is_one_sentence():
     url = f"http://127.0.0.1:{free_port()}/winequality-red.csv"
     with pytest.raises(SystemExit) as exit_info:

@@ -41,6 +41,8 @@ from conftest import (
 sys.path.insert(0, str(REPO_ROOT / "team"))  # the team server is no lesson: it lives in team/
 import team_server
 
+import plumbing
+
 README = REPO_ROOT / "README.md"
 TEAM_README = REPO_ROOT / "team" / "README.md"
 DEMO_EXPERIMENT = "demo-mlflow-artifacts"
@@ -306,6 +308,13 @@ def test_stopped_server_gets_one_sentence_in_seconds(tmp_path):
     ]
     assert seconds < 30  # MLflow alone would retry for minutes
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_running_postgres_passes_the_lessons_answer_check(team_stack):
+    """Before MLflow connects to a postgresql:// store, plumbing asks the server its first
+    question (an SSLRequest): a real PostgreSQL answers it."""
+    pg_port = team_stack.state()["pg_port"]
+    plumbing.store._check_server_answers(f"postgresql://mlflow@127.0.0.1:{pg_port}/mlflow")
 
 
 @pytest.mark.parametrize(
