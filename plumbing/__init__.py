@@ -5,7 +5,8 @@ about MLflow, and use the names below. Each part is a short module:
 
 - ``flags``: argparse ``type=`` functions, one sentence and exit code 2 for a bad value.
 - ``store``: where the runs go (``MLFLOW_TRACKING_URI``, else ``mlflow.db`` and
-  ``mlruns/`` at the repository root), the store opened under a lock.
+  ``mlruns/`` at the repository root), with ``servers`` (does the server answer,
+  in time?) and ``sqlite_store`` (a local store opened under a lock).
 - ``stopping``: Ctrl+C, SIGTERM and a full disk end in one line, no run left RUNNING.
 - ``wine``: the red-wine data in ``data/``, read and checked.
 - ``spark``: for the Spark lessons, pyspark and Java checked, a session on 127.0.0.1.

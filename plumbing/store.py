@@ -1,4 +1,4 @@
-"""Where the runs go, and the store opened safely.
+"""Where the runs go: the store connected to, the experiment made active.
 
 ``MLFLOW_TRACKING_URI`` when set (a team server, say), else a SQLite database
 ``mlflow.db`` and an artifact folder ``mlruns/`` at the repository root,
@@ -8,18 +8,14 @@ make a second, empty store in whatever folder you happen to be in, and
 """
 
 import atexit
-import contextlib
 import gc
 import os
 import signal
-import socket
-import threading
 import urllib.parse
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
-from plumbing import stopping
+from plumbing import servers, sqlite_store, stopping
 
 # MLflow is imported inside the functions that use it. A lesson imports the
 # plumbing first; importing MLflow here would put its ~1,500 modules ahead of
@@ -60,7 +56,7 @@ def connect(missing_store_message=None, writes=False):
 
     With ``missing_store_message``, a script that only reads stops with that
     sentence when the local store does not exist yet. A SQLite store is
-    opened (created if new) under a lock, see ``_open_sqlite_store``; with
+    opened (created if new) under a lock, see ``sqlite_store.py``; with
     ``writes``, one that may not be written stops the script at once. Ctrl+C
     and SIGTERM stop the script between two MLflow calls, see ``stopping.py``.
     """
@@ -75,8 +71,8 @@ def connect(missing_store_message=None, writes=False):
 
     uri = tracking_uri()
     _check_uri_form(uri)
-    _check_server_answers(uri)
-    _open_sqlite_store(uri, writes)
+    servers.check_server_answers(uri)
+    sqlite_store.open_sqlite_store(uri, writes)
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -92,91 +88,6 @@ def _check_uri_form(uri):
             "to http(s)://host:port, sqlite:///path/to/mlflow.db or postgresql://..., or unset "
             f"it to use {LOCAL_TRACKING_URI}."
         )
-
-
-SERVER_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
-
-
-def _check_server_answers(uri):
-    """One sentence at once when nothing listens at a tracking server's (or database's)
-    address, or when it listens but does not answer in time.
-
-    Without this, MLflow retries a stopped server, then prints a long chain of
-    connection errors (for a database server, after almost two minutes), and
-    waits for ever on one that hangs or trickles.
-    """
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.partition("+")[0]
-    try:
-        host, port = parts.hostname, parts.port or SERVER_PORTS.get(scheme)
-    except ValueError:  # a malformed port: MLflow's own error says more
-        return
-    if host is None or port is None:  # SQLite, or a database on a local socket
-        return
-    if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
-        return  # a proxy connects on our behalf
-    shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as error:
-        raise SystemExit(
-            f"Could not use the MLflow tracking store at {shown}: nothing answers at "
-            f"{host}:{port} ({error.strerror or error}); start the server or fix "
-            "MLFLOW_TRACKING_URI."
-        ) from None
-    _check_server_replies(shown, f"{uri.rstrip('/')}/health", scheme, host, port)
-
-
-def _check_server_replies(shown, health_url, scheme, host, port):
-    """One sentence when a server accepts connections but sends no whole answer in time."""
-    try:
-        if scheme == "postgresql":
-            _ask_postgres(host, port)
-        elif scheme in ("http", "https"):
-            fetch(health_url, SERVER_SECONDS)
-    except TimeoutError as error:  # it hangs, or trickles
-        raise SystemExit(
-            f"Could not use the MLflow tracking store at {shown}: {host}:{port} accepts "
-            f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
-        ) from None
-    except Exception:  # it answered, if only with an error or not in HTTP: MLflow says more
-        pass
-
-
-def _ask_postgres(host, port):
-    """PostgreSQL's first exchange: "use TLS?" (an SSLRequest), answered with one byte."""
-    with socket.create_connection((host, port), timeout=SERVER_SECONDS) as connection:
-        connection.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
-        try:
-            connection.recv(1)
-        except TimeoutError:
-            raise TimeoutError(f"no answer within {SERVER_SECONDS} s") from None
-
-
-# Whole answers, not single reads, have a deadline: a server that sends one
-# byte every few seconds would never trip a socket's timeout.
-SERVER_SECONDS = 15
-
-
-def fetch(url, seconds):
-    """The body at ``url``; TimeoutError if the whole answer takes more than ``seconds``."""
-    answer = {}
-
-    def get():
-        try:
-            with urllib.request.urlopen(url, timeout=seconds) as response:
-                answer["body"] = response.read()
-        except Exception as error:  # raised in the caller's thread below
-            answer["error"] = error
-
-    worker = threading.Thread(target=get, daemon=True)  # left behind if it hangs
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise TimeoutError(f"no complete answer within {seconds} s")
-    if "error" in answer:
-        raise answer["error"]
-    return answer["body"]
 
 
 def use_experiment(name):
@@ -239,69 +150,3 @@ def unreachable_message(uri, error):
             "you EDIT permission on it (team/README.md, sign-in)."
         )
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
-
-
-# A SQLite store, made once
-# -------------------------
-# MLflow creates (and upgrades) a SQLite store's tables in whichever process
-# opens it first, without a lock: scripts started at once on a new store all
-# try, and can break it for good. Here each script opens the store under an
-# exclusive lock on ``<store>.lock`` (fcntl on Linux and macOS, msvcrt on
-# Windows), so the first one creates the tables and the others wait for it.
-# MLflow keeps the opened store for the rest of the process.
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path):
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError:  # a read-only folder: nothing can be created there anyway
-        yield
-        return
-    with open(path, "r+b") as file:  # closing the file releases the lock
-        if os.name == "nt":
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(file.fileno(), msvcrt.LK_LOCK, 1)  # tries for 10 s
-                    break
-                except OSError:  # still held by another script: keep waiting
-                    continue
-        else:
-            import fcntl
-
-            fcntl.flock(file, fcntl.LOCK_EX)
-        yield
-
-
-def _open_sqlite_store(uri, writes):
-    """Open (and if new, create) the SQLite store at ``uri`` under the lock; one sentence if not."""
-    if not uri.startswith("sqlite:///") or ":memory:" in uri:
-        return
-    from mlflow import MlflowClient
-
-    path = Path(urllib.parse.unquote(uri.removeprefix("sqlite:///").partition("?")[0]))
-    if writes and path.exists() and not all(os.access(p, os.W_OK) for p in (path, path.parent)):
-        raise SystemExit(store_problem(path, PermissionError("it is read-only for you")))
-    try:
-        with _exclusive_lock(path.with_name(path.name + ".lock")):
-            MlflowClient(uri).search_experiments(max_results=1)
-    except Exception as error:  # whatever the reason, the store cannot be used
-        raise SystemExit(store_problem(path, error)) from None
-
-
-def store_problem(path, error):
-    """One sentence on why the SQLite store ``path`` cannot be used, and the way out."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "full" in reason:
-        advice = f"free some space on the disk that holds {path.parent}"
-    elif "readonly" in reason or "unable to open" in reason or isinstance(error, PermissionError):
-        advice = f"make {path} and its folder writable for you, or use another store"
-    else:  # not a database, malformed, or left half-upgraded by an earlier failure
-        advice = (
-            f"move it aside (rename {path.name} to {path.name}.broken) and the next script "
-            "starts a new store there"
-        )
-    return f"Could not use the MLflow store {path} ({reason}): {advice}."

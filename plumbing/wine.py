@@ -10,7 +10,8 @@ import csv
 import io
 from pathlib import Path
 
-from plumbing.store import REPO_ROOT, fetch
+from plumbing.servers import fetch
+from plumbing.store import REPO_ROOT
 
 DOWNLOAD_SECONDS = 60
 

@@ -214,7 +214,7 @@ def test_a_trickling_download_is_given_up_in_one_sentence(monkeypatch):
 
 
 def test_a_trickling_tracking_server_is_given_up_in_one_sentence(monkeypatch):
-    monkeypatch.setattr(plumbing.store, "SERVER_SECONDS", 3)
+    monkeypatch.setattr(plumbing.servers, "SERVER_SECONDS", 3)
     with TricklingServer() as server, pytest.raises(SystemExit) as exit_info:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
         started = time.monotonic()
@@ -229,7 +229,7 @@ def test_a_trickling_tracking_server_is_given_up_in_one_sentence(monkeypatch):
 
 
 def test_a_database_server_that_never_answers_is_given_up_in_one_sentence(monkeypatch):
-    monkeypatch.setattr(plumbing.store, "SERVER_SECONDS", 2)
+    monkeypatch.setattr(plumbing.servers, "SERVER_SECONDS", 2)
     with socket.create_server(("127.0.0.1", 0)) as silent:  # connections queue, none is served
         port = silent.getsockname()[1]
         uri = f"postgresql://ann:secret@127.0.0.1:{port}/mlflow"

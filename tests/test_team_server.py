@@ -314,7 +314,7 @@ def test_a_running_postgres_passes_the_lessons_answer_check(team_stack):
     """Before MLflow connects to a postgresql:// store, plumbing asks the server its first
     question (an SSLRequest): a real PostgreSQL answers it."""
     pg_port = team_stack.state()["pg_port"]
-    plumbing.store._check_server_answers(f"postgresql://mlflow@127.0.0.1:{pg_port}/mlflow")
+    plumbing.servers.check_server_answers(f"postgresql://mlflow@127.0.0.1:{pg_port}/mlflow")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,87 @@
+"""Does the tracking server (or database) answer? One sentence at once if not.
+
+Without these checks MLflow retries a stopped server, then prints a long chain
+of connection errors (for a database server, after almost two minutes), and
+waits for ever on one that hangs or trickles. Whole answers, not single reads,
+have a deadline: a server that sends one byte every few seconds would never
+trip a socket's timeout.
+"""
+
+import socket
+import threading
+import urllib.parse
+import urllib.request
+
+SERVER_SECONDS = 15
+SERVER_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def check_server_answers(uri):
+    """One sentence when nothing listens at a tracking server's (or database's) address."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.partition("+")[0]
+    try:
+        host, port = parts.hostname, parts.port or SERVER_PORTS.get(scheme)
+    except ValueError:  # a malformed port: MLflow's own error says more
+        return
+    if host is None or port is None:  # SQLite, or a database on a local socket
+        return
+    if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
+        return  # a proxy connects on our behalf
+    shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as error:
+        raise SystemExit(
+            f"Could not use the MLflow tracking store at {shown}: nothing answers at "
+            f"{host}:{port} ({error.strerror or error}); start the server or fix "
+            "MLFLOW_TRACKING_URI."
+        ) from None
+    _check_server_replies(shown, f"{uri.rstrip('/')}/health", scheme, host, port)
+
+
+def _check_server_replies(shown, health_url, scheme, host, port):
+    """One sentence when a server accepts connections but sends no whole answer in time."""
+    try:
+        if scheme == "postgresql":
+            _ask_postgres(host, port)
+        elif scheme in ("http", "https"):
+            fetch(health_url, SERVER_SECONDS)
+    except TimeoutError as error:  # it hangs, or trickles
+        raise SystemExit(
+            f"Could not use the MLflow tracking store at {shown}: {host}:{port} accepts "
+            f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
+        ) from None
+    except Exception:  # it answered, if only with an error or not in HTTP: MLflow says more
+        pass
+
+
+def _ask_postgres(host, port):
+    """PostgreSQL's first exchange: "use TLS?" (an SSLRequest), answered with one byte."""
+    with socket.create_connection((host, port), timeout=SERVER_SECONDS) as connection:
+        connection.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+        try:
+            connection.recv(1)
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {SERVER_SECONDS} s") from None
+
+
+def fetch(url, seconds):
+    """The body at ``url``; TimeoutError if the whole answer takes more than ``seconds``."""
+    answer = {}
+
+    def get():
+        try:
+            with urllib.request.urlopen(url, timeout=seconds) as response:
+                answer["body"] = response.read()
+        except Exception as error:  # raised in the caller's thread below
+            answer["error"] = error
+
+    worker = threading.Thread(target=get, daemon=True)  # left behind if it hangs
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(f"no complete answer within {seconds} s")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["body"]
