@@ -146,7 +146,8 @@ def unreachable_message(uri, error):
         name = EXPERIMENT_IN_USE.get("name")
         what = "the registered model" if registry or not name else f"the experiment {name!r}"
         reason = (
-            f"user {user!r} may not write to {what} (403): its owner or an admin must grant "
+            f"{f'user {user!r}' if user else 'you'} may not write to {what} (403): its owner "
+            "or an admin must grant "
             "you EDIT permission on it (team/README.md, sign-in)."
         )
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
