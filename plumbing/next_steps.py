@@ -126,16 +126,17 @@ def plot_params(runs, metric, order, path):
         ax.set_xlabel(name)
     axes[0].set_ylabel(f"{metric} ({'lower' if order == 'ASC' else 'higher'} is better)")
     axes[0].legend()
-    try:
-        fig.savefig(path)
-    except OSError as error:  # the disk is full, or the folder changed since the flag check
-        raise SystemExit(f"Could not write {path}: {error.strerror or error}.") from None
+    _write(fig.savefig, path)
     print(f"Wrote the chart to {path}")
 
 
 def write_csv(table, path):
     """Write the DataFrame ``table`` to ``path``; one sentence if that fails."""
+    _write(lambda target: table.to_csv(target, index=False), path)
+
+
+def _write(write, path):
     try:
-        table.to_csv(path, index=False)
+        write(path)
     except OSError as error:  # the disk is full, or the folder changed since the flag check
         raise SystemExit(f"Could not write {path}: {error.strerror or error}.") from None

@@ -29,41 +29,43 @@ def check_server_answers(uri):
     if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
         return  # a proxy connects on our behalf
     shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
+    address = f"{host}:{port}"
     try:
-        socket.create_connection((host, port), timeout=5).close()
+        connection = socket.create_connection((host, port), timeout=5)
     except OSError as error:
         raise SystemExit(
             f"Could not use the MLflow tracking store at {shown}: nothing answers at "
-            f"{host}:{port} ({error.strerror or error}); start the server or fix "
+            f"{address} ({error.strerror or error}); start the server or fix "
             "MLFLOW_TRACKING_URI."
         ) from None
-    _check_server_replies(shown, f"{uri.rstrip('/')}/health", scheme, host, port)
+    with connection:
+        _check_server_replies(shown, address, connection, f"{uri.rstrip('/')}/health", scheme)
 
 
-def _check_server_replies(shown, health_url, scheme, host, port):
-    """One sentence when a server accepts connections but sends no whole answer in time."""
+def _check_server_replies(shown, address, connection, health_url, scheme):
+    """One sentence when a server accepts ``connection`` but sends no whole answer in time."""
     try:
         if scheme == "postgresql":
-            _ask_postgres(host, port)
+            _ask_postgres(connection)
         elif scheme in ("http", "https"):
             fetch(health_url, SERVER_SECONDS)
     except TimeoutError as error:  # it hangs, or trickles
         raise SystemExit(
-            f"Could not use the MLflow tracking store at {shown}: {host}:{port} accepts "
+            f"Could not use the MLflow tracking store at {shown}: {address} accepts "
             f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
         ) from None
     except Exception:  # it answered, if only with an error or not in HTTP: MLflow says more
         pass
 
 
-def _ask_postgres(host, port):
-    """PostgreSQL's first exchange: "use TLS?" (an SSLRequest), answered with one byte."""
-    with socket.create_connection((host, port), timeout=SERVER_SECONDS) as connection:
-        connection.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
-        try:
-            connection.recv(1)
-        except TimeoutError:
-            raise TimeoutError(f"no answer within {SERVER_SECONDS} s") from None
+def _ask_postgres(connection):
+    """PostgreSQL's first exchange on ``connection``: "use TLS?" (an SSLRequest), one byte back."""
+    connection.settimeout(SERVER_SECONDS)
+    connection.sendall((8).to_bytes(4, "big") + (80877103).to_bytes(4, "big"))
+    try:
+        connection.recv(1)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {SERVER_SECONDS} s") from None
 
 
 def fetch(url, seconds):
