@@ -18,11 +18,11 @@ from pathlib import Path
 def _exclusive_lock(path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError:  # a read-only folder: nothing can be created there anyway
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT)  # created if need be
+    except OSError:  # a read-only folder or someone else's store: it can only be read
         yield
         return
-    with open(path, "r+b") as file:  # closing the file releases the lock
+    with open(descriptor, "r+b") as file:  # closing the file releases the lock
         if os.name == "nt":
             import msvcrt
 

@@ -1,4 +1,5 @@
-"""Ctrl+C, SIGTERM and a full disk: one line, what was kept, and no run left RUNNING.
+"""Ctrl+C, SIGTERM, a full disk, a file that may not be written: one line, what
+was kept, and no run left RUNNING.
 
 Python stops a script wherever Ctrl+C finds it, even half-way through a
 database write, which can leave the store locked and the run RUNNING. So the
@@ -7,10 +8,12 @@ and a second Ctrl+C does not interrupt the closing of the run. After the
 run's ``with`` block has marked it FAILED, ``_report_interrupt`` marks what
 is still unfinished (a run, a model being logged) FAILED too and says so in
 one line, no traceback, and ends the script as killed by that signal (a
-shell shows exit status 130 for Ctrl+C, 143 for SIGTERM). A full disk, which
-stops a script wherever it writes, gets the same treatment, with exit code 1.
+shell shows exit status 130 for Ctrl+C, 143 for SIGTERM). A full disk or a
+file that may not be written (a store that is read-only, or another user's),
+which stop a script wherever it writes, get the same treatment, exit code 1.
 """
 
+import _thread
 import contextlib
 import errno
 import os
@@ -32,18 +35,25 @@ def _in_store_call(frame):
 
 
 def on_signal(signum, frame):
-    if "signum" in _interrupt:  # already stopping: let the runs be closed
+    if "signum" in _interrupt and not _interrupt.pop("lost", False):  # let the runs be closed
         return
     first = _interrupt.setdefault("first_seen", monotonic())
     if _in_store_call(frame) and monotonic() - first < 5:
-        import _thread
-
         threading.Timer(0.05, _thread.interrupt_main, [signum]).start()
         return  # the same signal again in 50 ms
     active = sys.modules["mlflow"].active_run() if "mlflow" in sys.modules else None
     runs = [active.info.run_id, active.data.tags.get("mlflow.parentRunId")] if active else []
     _interrupt.update(signum=signum, runs=[run_id for run_id in runs if run_id])
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _on_unraisable(unraisable):
+    """An interrupt that Python could not pass on (raised in a weakref callback or a
+    ``__del__``, whose errors it prints and ignores) is raised again, 10 ms later."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and "signum" in _interrupt:
+        _interrupt["lost"] = True
+        return threading.Timer(0.01, _thread.interrupt_main, [_interrupt["signum"]]).start()
+    sys.__unraisablehook__(unraisable)
 
 
 def _close_interrupted_runs(run_ids):
@@ -81,8 +91,17 @@ def _disk_full(error):
     return None
 
 
+def _write_refused(error):
+    """The file ``error`` (or an error it was raised from) may not write, else None."""
+    while error is not None:
+        if getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{error.filename} ({error.strerror})"
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _report_stop(exc_type, error, traceback):
-    """Instead of a traceback: one line for an interrupt, a full disk or a sign-in refusal."""
+    """Instead of a traceback: one line for an interrupt, a failed write or a sign-in refusal."""
     # Python turns an interrupt inside some of its machinery (a class being
     # created, say) into another error, "caused by" it: still an interrupt.
     if issubclass(exc_type, KeyboardInterrupt) or "signum" in _interrupt:
@@ -91,15 +110,19 @@ def _report_stop(exc_type, error, traceback):
         from plumbing.store import tracking_uri, unreachable_message
 
         return print(unreachable_message(tracking_uri(), error), file=sys.stderr)
-    if not (_disk_full(error) and "mlflow" in sys.modules):
+    if _disk_full(error):
+        what, advice = f"the disk is full ({_disk_full(error)})", "free some space"
+    elif _write_refused(error):  # say, MLflow writes into a model's folder as it loads it
+        what = f"you may not write {_write_refused(error)}"
+        advice = "make the store writable for you (is it another user's?), or use another store"
+    else:
         return sys.__excepthook__(exc_type, error, traceback)
-    with contextlib.suppress(Exception):  # the store itself may be on the full disk
-        _interrupt["runs"] = [sys.modules["mlflow"].last_active_run().info.run_id]
-    kept = _close_interrupted_runs(_interrupt.get("runs", []))
-    print(
-        f"Stopped, the disk is full ({_disk_full(error)}): {kept}; free some space.",
-        file=sys.stderr,
-    )
+    if "mlflow" in sys.modules:
+        with contextlib.suppress(Exception):  # the store itself may be on the full disk
+            _interrupt["runs"] = [sys.modules["mlflow"].last_active_run().info.run_id]
+    if _interrupt.get("runs"):
+        what += f": {_close_interrupted_runs(_interrupt['runs'])}"
+    print(f"Stopped, {what}; {advice}.", file=sys.stderr)
 
 
 def _report_interrupt():
@@ -115,3 +138,4 @@ def _report_interrupt():
 
 
 sys.excepthook = _report_stop
+sys.unraisablehook = _on_unraisable

@@ -1,10 +1,24 @@
 """load_model.py: every model URI form, the run's held-out rows, and one-sentence errors."""
 
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, new_store, run_script, using_store
+from conftest import (
+    REPO_ROOT,
+    free_port,
+    new_store,
+    require,
+    run_script,
+    sqlite_uri,
+    using_store,
+)
 
 import demo
 import load_model
@@ -339,4 +353,58 @@ def test_models_of_deleted_runs_are_skipped_or_refused(tracking_store, tmp_path)
     assert exit_info.value.code == (
         f"Cannot find {newest['model_uri']}: Run with id={newest['run_id']} not found "
         "(python compare_runs.py lists the runs and their models)."
+    )
+
+
+def test_a_store_owned_by_another_user_is_read_and_never_written(tmp_path, empty_store_template):
+    """A store another user made (with ``sudo python demo.py``, say): compare_runs.py reads
+    it; demo.py refuses to log into it, and load_model.py stops when MLflow, loading the
+    model, writes a small file (``registered_model_meta``) into the model's folder; each in
+    one sentence, and the store is left as it was. Here root plays the other user's
+    neighbour: ``setpriv`` drops root's right to override file permissions."""
+    setpriv = shutil.which("setpriv")
+    require(os.name == "posix" and os.geteuid() == 0 and setpriv, "this needs root and setpriv")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    shutil.copyfile(empty_store_template, theirs / "mlflow.db")
+    uri = sqlite_uri(theirs / "mlflow.db")
+    with using_store(uri, theirs):
+        logged = demo.main(["--n-estimators", "3"])
+    nobody = pwd.getpwnam("nobody")
+    for path in [theirs, *theirs.rglob("*")]:
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    before = sorted((p.relative_to(theirs), p.stat().st_mtime_ns) for p in theirs.rglob("*"))
+    no_override = "-dac_override,-dac_read_search,-fowner"
+    as_a_neighbour = [setpriv, f"--inh-caps={no_override}", f"--bounding-set={no_override}"]
+
+    def run(script, *args):
+        return subprocess.run(
+            [*as_a_neighbour, sys.executable, str(REPO_ROOT / script), *args],
+            cwd=theirs,
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    compared = run("compare_runs.py", "--experiment", "demo-mlflow-artifacts")
+    assert compared.returncode == 0, compared.stderr
+    assert logged["run_id"] in compared.stdout
+    refused = run("demo.py")
+    assert (refused.returncode, refused.stderr.strip()) == (
+        1,
+        f"Could not use the MLflow store {theirs / 'mlflow.db'} (it is read-only for you): make "
+        f"{theirs / 'mlflow.db'} and its folder writable for you, or use another store.",
+    )
+    loaded = run("load_model.py")
+    assert loaded.returncode == 1
+    assert "Traceback" not in loaded.stderr
+    model_folder = theirs / "mlruns" / "1" / "models" / logged["model_uri"].split("/")[-1]
+    assert loaded.stderr.strip().splitlines()[-1] == (
+        f"Stopped, you may not write {model_folder / 'artifacts' / 'registered_model_meta'} "
+        "(Permission denied); make the store writable for you (is it another user's?), or use "
+        "another store."
+    )
+    assert sorted((p.relative_to(theirs), p.stat().st_mtime_ns) for p in theirs.rglob("*")) == (
+        before
     )

@@ -399,3 +399,32 @@ def test_a_database_server_that_refuses_is_one_sentence_at_once(monkeypatch):
         f"Could not use the MLflow tracking store at postgresql://ann:***@127.0.0.1:{port}/mlflow: "
         f"nothing answers at 127.0.0.1:{port} ("
     )
+
+
+# A Ctrl+C that arrives while Python runs a weakref callback (as it does, unseen, during
+# a garbage collection) raises there, where Python prints the error and carries on.
+INTERRUPTED_IN_A_CALLBACK = """
+import os, signal, time, weakref
+from plumbing import stopping
+signal.signal(signal.SIGINT, stopping.on_signal)
+
+class Thing:
+    pass
+
+def callback(reference):
+    os.kill(os.getpid(), signal.SIGINT)
+    sum(range(100_000))  # Python runs the handler here, inside the callback
+
+thing = Thing()
+reference = weakref.ref(thing, callback)
+del thing
+time.sleep(10)
+print("the interrupt was lost")
+"""
+
+
+def test_an_interrupt_inside_a_weakref_callback_is_not_lost():
+    result = run_script("-c", INTERRUPTED_IN_A_CALLBACK, env={"PYTHONPATH": str(REPO_ROOT)})
+    assert "the interrupt was lost" not in result.stdout
+    assert result.stderr == "Stopped by Ctrl+C: no run was being logged.\n"
+    assert result.returncode == -2  # killed by SIGINT: a shell shows 130
