@@ -13,6 +13,7 @@ about MLflow, and use the names below. Each part is a short module:
 - ``next_steps``: the lines that say where to see a run, what exists, the chart, the CSV.
 """
 
+from plumbing import stopping  # Ctrl+C, SIGTERM and failed writes: one line from here on
 from plumbing.flags import (
     URI_FORMS,
     argument_parser,

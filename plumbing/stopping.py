@@ -41,7 +41,8 @@ def on_signal(signum, frame):
     if _in_store_call(frame) and monotonic() - first < 5:
         threading.Timer(0.05, _thread.interrupt_main, [signum]).start()
         return  # the same signal again in 50 ms
-    active = sys.modules["mlflow"].active_run() if "mlflow" in sys.modules else None
+    mlflow = sys.modules.get("mlflow")  # perhaps half imported: then no run is active
+    active = mlflow.active_run() if hasattr(mlflow, "active_run") else None
     runs = [active.info.run_id, active.data.tags.get("mlflow.parentRunId")] if active else []
     _interrupt.update(signum=signum, runs=[run_id for run_id in runs if run_id])
     raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -137,5 +138,15 @@ def _report_interrupt():
     os.kill(os.getpid(), signum)
 
 
+def _stop_on_signals():
+    """Ctrl+C and SIGTERM handled from the lesson's first line (``import plumbing``) on."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # Python sets signal handlers in the main thread only
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # what the shell ignored stays so
+            signal.signal(signum, on_signal)
+
+
+_stop_on_signals()
 sys.excepthook = _report_stop
 sys.unraisablehook = _on_unraisable

@@ -10,12 +10,11 @@ make a second, empty store in whatever folder you happen to be in, and
 import atexit
 import gc
 import os
-import signal
 import urllib.parse
 from importlib.metadata import version
 from pathlib import Path
 
-from plumbing import servers, sqlite_store, stopping
+from plumbing import servers, sqlite_store
 
 # MLflow is imported inside the functions that use it. A lesson imports the
 # plumbing first; importing MLflow here would put its ~1,500 modules ahead of
@@ -57,16 +56,13 @@ def connect(missing_store_message=None, writes=False):
     With ``missing_store_message``, a script that only reads stops with that
     sentence when the local store does not exist yet. A SQLite store is
     opened (created if new) under a lock, see ``sqlite_store.py``; with
-    ``writes``, one that may not be written stops the script at once. Ctrl+C
-    and SIGTERM stop the script between two MLflow calls, see ``stopping.py``.
+    ``writes``, one that may not be written stops the script at once.
     """
     if missing_store_message and is_local() and not (REPO_ROOT / "mlflow.db").is_file():
         raise SystemExit(missing_store_message)
     gc.freeze()
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stopping.on_signal)
     import mlflow
 
     uri = tracking_uri()

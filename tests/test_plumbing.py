@@ -428,3 +428,28 @@ def test_an_interrupt_inside_a_weakref_callback_is_not_lost():
     assert "the interrupt was lost" not in result.stdout
     assert result.stderr == "Stopped by Ctrl+C: no run was being logged.\n"
     assert result.returncode == -2  # killed by SIGINT: a shell shows 130
+
+
+def test_sigterm_before_any_run_is_one_line(tmp_path):
+    """From ``import plumbing`` on, before MLflow is even imported, SIGTERM ends in one line."""
+    waiting = "import plumbing, time; print('imported', flush=True); time.sleep(30)"
+    process = start_script("-c", waiting, env={"PYTHONPATH": str(REPO_ROOT)}, cwd=tmp_path)
+    assert process.stdout.readline() == "imported\n"
+    process.terminate()
+    _, err = process.communicate(timeout=30)
+    assert (process.returncode, err) == (-15, "Stopped by SIGTERM: no run was being logged.\n")
+
+
+def test_ctrl_c_while_mlflow_is_being_imported_is_one_line():
+    """A half-imported ``mlflow`` module (Ctrl+C inside ``import mlflow``) has no runs yet."""
+    half_imported = (
+        "import os, signal, sys, time, types, plumbing\n"
+        "sys.modules['mlflow'] = types.ModuleType('mlflow')  # its attributes not yet defined\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(10)\n"
+    )
+    result = run_script("-c", half_imported, env={"PYTHONPATH": str(REPO_ROOT)})
+    assert (result.returncode, result.stderr) == (
+        -2,
+        "Stopped by Ctrl+C: no run was being logged.\n",
+    )
