@@ -115,7 +115,7 @@ def _report_stop(exc_type, error, traceback):
         what, advice = f"the disk is full ({_disk_full(error)})", "free some space"
     elif _write_refused(error):  # say, MLflow writes into a model's folder as it loads it
         what = f"you may not write {_write_refused(error)}"
-        advice = "make the store writable for you (is it another user's?), or use another store"
+        advice = "make the store writable for you (is it another user's, or on a read-only disk?)"
     else:
         return sys.__excepthook__(exc_type, error, traceback)
     if "mlflow" in sys.modules:

@@ -402,8 +402,8 @@ def test_a_store_owned_by_another_user_is_read_and_never_written(tmp_path, empty
     model_folder = theirs / "mlruns" / "1" / "models" / logged["model_uri"].split("/")[-1]
     assert loaded.stderr.strip().splitlines()[-1] == (
         f"Stopped, you may not write {model_folder / 'artifacts' / 'registered_model_meta'} "
-        "(Permission denied); make the store writable for you (is it another user's?), or use "
-        "another store."
+        "(Permission denied); make the store writable for you (is it another user's, or on a "
+        "read-only disk?)."
     )
     assert sorted((p.relative_to(theirs), p.stat().st_mtime_ns) for p in theirs.rglob("*")) == (
         before
