@@ -363,7 +363,10 @@ def test_a_store_owned_by_another_user_is_read_and_never_written(tmp_path, empty
     one sentence, and the store is left as it was. Here root plays the other user's
     neighbour: ``setpriv`` drops root's right to override file permissions."""
     setpriv = shutil.which("setpriv")
-    require(os.name == "posix" and os.geteuid() == 0 and setpriv, "this needs root and setpriv")
+    require(
+        os.name == "posix" and os.geteuid() == 0 and setpriv,
+        "giving the store to another user needs root and setpriv",
+    )
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     shutil.copyfile(empty_store_template, theirs / "mlflow.db")
