@@ -81,23 +81,28 @@ def _close_interrupted_runs(run_ids):
     return f"{runs} marked FAILED, with what {'it' if len(run_ids) == 1 else 'they'} logged"
 
 
+def _causes(error):
+    """``error`` and the errors it was raised from, latest first."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 def _disk_full(error):
     """What says the disk is full, in ``error`` or the errors it was raised from, else None."""
-    while error is not None:
-        if getattr(error, "errno", None) == errno.ENOSPC:
-            return str(error)
-        if "disk is full" in str(error):
+    for cause in _causes(error):
+        if getattr(cause, "errno", None) == errno.ENOSPC:
+            return str(cause)
+        if "disk is full" in str(cause):
             return "database or disk is full"
-        error = error.__cause__ or error.__context__
     return None
 
 
 def _write_refused(error):
     """The file ``error`` (or an error it was raised from) may not write, else None."""
-    while error is not None:
-        if getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return f"{error.filename} ({error.strerror})"
-        error = error.__cause__ or error.__context__
+    for cause in _causes(error):
+        if getattr(cause, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"{cause.filename} ({cause.strerror})"
     return None
 
 
@@ -111,10 +116,10 @@ def _report_stop(exc_type, error, traceback):
         from plumbing.store import tracking_uri, unreachable_message
 
         return print(unreachable_message(tracking_uri(), error), file=sys.stderr)
-    if _disk_full(error):
-        what, advice = f"the disk is full ({_disk_full(error)})", "free some space"
-    elif _write_refused(error):  # say, MLflow writes into a model's folder as it loads it
-        what = f"you may not write {_write_refused(error)}"
+    if full := _disk_full(error):
+        what, advice = f"the disk is full ({full})", "free some space"
+    elif refused := _write_refused(error):  # say, MLflow writes into a model's folder on loading
+        what = f"you may not write {refused}"
         advice = "make the store writable for you (is it another user's, or on a read-only disk?)"
     else:
         return sys.__excepthook__(exc_type, error, traceback)
