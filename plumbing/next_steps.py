@@ -1,9 +1,5 @@
-"""Where to look next, and what exists: the lines a lesson ends with.
-
-How to see a run in the UI, what a mistyped model URI could have been, the
-``mlflow`` command of this environment, a free port, and compare_runs.py's
-chart of params against a metric and its CSV file of runs.
-"""
+"""Where to look next, and what exists: the lines a lesson ends with (a run in the UI,
+what a mistyped model URI could have been), and compare_runs.py's chart and CSV file."""
 
 import shutil
 import socket
@@ -103,11 +99,10 @@ def differing_params(runs):
 
 
 def plot_params(runs, metric, order, path):
-    """Draw each numeric param that differs between ``runs`` against ``metric`` into a PNG.
+    """Each numeric param that differs between ``runs`` against ``metric``, into a PNG.
 
-    One panel per param, the first (best) run in orange; ``order`` (ASC or DESC)
-    says whether lower or higher is better. matplotlib is imported only here
-    (0.4 s); a bare ``Figure`` draws to a file without a window.
+    One panel per param, the best (first) run in orange; ``order``: ASC or DESC.
+    A bare ``Figure`` draws to a file without a window (matplotlib takes 0.4 s).
     """
     import pandas as pd
 

@@ -17,7 +17,7 @@ SERVER_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "ms
 
 
 def check_server_answers(uri):
-    """One sentence when nothing listens at a tracking server's (or database's) address."""
+    """One sentence when a tracking server (or database) does not answer, or not in time."""
     parts = urllib.parse.urlsplit(uri)
     scheme = parts.scheme.partition("+")[0]
     try:
@@ -28,34 +28,32 @@ def check_server_answers(uri):
         return
     if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
         return  # a proxy connects on our behalf
-    shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
     address = f"{host}:{port}"
     try:
-        connection = socket.create_connection((host, port), timeout=5)
+        with socket.create_connection((host, port), timeout=5) as connection:
+            problem = _no_reply(connection, address, f"{uri.rstrip('/')}/health", scheme)
     except OSError as error:
+        problem = f"nothing answers at {address} ({error.strerror or error}); start the server"
+    if problem:
+        shown = uri.replace(f":{parts.password}@", ":***@") if parts.password else uri
         raise SystemExit(
-            f"Could not use the MLflow tracking store at {shown}: nothing answers at "
-            f"{address} ({error.strerror or error}); start the server or fix "
-            "MLFLOW_TRACKING_URI."
-        ) from None
-    with connection:
-        _check_server_replies(shown, address, connection, f"{uri.rstrip('/')}/health", scheme)
+            f"Could not use the MLflow tracking store at {shown}: {problem} "
+            "or fix MLFLOW_TRACKING_URI."
+        )
 
 
-def _check_server_replies(shown, address, connection, health_url, scheme):
-    """One sentence when a server accepts ``connection`` but sends no whole answer in time."""
+def _no_reply(connection, address, health_url, scheme):
+    """What is wrong when a server accepts ``connection`` but sends no whole answer in time."""
     try:
         if scheme == "postgresql":
             _ask_postgres(connection)
         elif scheme in ("http", "https"):
             fetch(health_url, SERVER_SECONDS)
     except TimeoutError as error:  # it hangs, or trickles
-        raise SystemExit(
-            f"Could not use the MLflow tracking store at {shown}: {address} accepts "
-            f"connections but sent {error}; restart the server or fix MLFLOW_TRACKING_URI."
-        ) from None
+        return f"{address} accepts connections but sent {error}; restart the server"
     except Exception:  # it answered, if only with an error or not in HTTP: MLflow says more
         pass
+    return None
 
 
 def _ask_postgres(connection):

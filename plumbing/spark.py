@@ -1,14 +1,10 @@
-"""Spark on this machine, for the Spark lessons.
+"""A Spark session for the Spark lessons: pyspark and Java checked first.
 
-pyspark drives Spark inside a Java virtual machine (JVM) that it starts as a
-child process, so pyspark and Java are checked before that. In local mode
-Spark binds to 127.0.0.1 (without SPARK_LOCAL_IP it binds to the machine's
-network address, and warns), and its JVM uses the quick compiler only and
-the simple garbage collector: a short run starts and warms up about a third
-faster (a long job on a cluster wants the JVM's defaults). Spark's web UI is
-off and its log shows errors only (spark-log4j2.properties). Its Python
-workers, where a spark_udf runs, use this Python instead of whatever
-``python3`` is first on PATH.
+In local mode Spark binds to 127.0.0.1 (else to the machine's network address)
+and its Java virtual machine uses the quick compiler and the simple garbage
+collector: a short run starts about a third faster. No web UI, errors only in
+its log (spark-log4j2.properties); its Python workers (a spark_udf's) run this
+Python, not whatever ``python3`` is first on PATH.
 """
 
 import contextlib

@@ -1,17 +1,17 @@
-"""A SQLite store, made once: opened under a lock, one sentence if it cannot be used.
+"""A SQLite store opened under a lock, or one sentence on why it cannot be used.
 
-MLflow creates (and upgrades) a SQLite store's tables in whichever process
-opens it first, without a lock: scripts started at once on a new store all
-try, and can break it for good. Here each script opens the store under an
-exclusive lock on ``<store>.lock`` (fcntl on Linux and macOS, msvcrt on
-Windows), so the first one creates the tables and the others wait for it.
-MLflow keeps the opened store for the rest of the process.
+MLflow creates (and upgrades) a store's tables in whichever process opens it
+first, without a lock: scripts started at once on a new store can break it for
+good. Here each opens it under a lock on ``<store>.lock`` (fcntl; msvcrt on
+Windows): the first creates the tables, the others wait. MLflow keeps it open.
 """
 
 import contextlib
 import os
 import urllib.parse
 from pathlib import Path
+
+from plumbing.stopping import first_line
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ def open_sqlite_store(uri, writes):
 
 def store_problem(path, error):
     """One sentence on why the SQLite store ``path`` cannot be used, and the way out."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = first_line(error)
     if "full" in reason:
         advice = f"free some space on the disk that holds {path.parent}"
     elif "readonly" in reason or "unable to open" in reason or isinstance(error, PermissionError):

@@ -1,16 +1,12 @@
 """Ctrl+C, SIGTERM, a full disk, a file that may not be written: one line, what
 was kept, and no run left RUNNING.
 
-Python stops a script wherever Ctrl+C finds it, even half-way through a
-database write, which can leave the store locked and the run RUNNING. So the
-interrupt waits (up to 5 s) until the MLflow call under way has finished,
-and a second Ctrl+C does not interrupt the closing of the run. After the
-run's ``with`` block has marked it FAILED, ``_report_interrupt`` marks what
-is still unfinished (a run, a model being logged) FAILED too and says so in
-one line, no traceback, and ends the script as killed by that signal (a
-shell shows exit status 130 for Ctrl+C, 143 for SIGTERM). A full disk or a
-file that may not be written (a store that is read-only, or another user's),
-which stop a script wherever it writes, get the same treatment, exit code 1.
+Ctrl+C half-way through a database write can leave the store locked, so the
+interrupt waits (up to 5 s) for the MLflow call under way, and a second one
+does not interrupt the closing of the run. What is still unfinished (a run, a
+model being logged) is then marked FAILED, and the script ends as killed by
+that signal (exit status 130 for Ctrl+C, 143 for SIGTERM); exit code 1 for a
+full disk or a refused write.
 """
 
 import _thread
@@ -26,12 +22,15 @@ _interrupt = {}  # the signal that stopped the script, and the runs active then
 _STORE_CODE = ("mlflow.store", "mlflow.tracking", "sqlalchemy", "sqlite3", "alembic")
 
 
+def first_line(error):
+    """The first line of ``error``'s message, else the name of its type."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _in_store_call(frame):
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(_STORE_CODE):
-            return True
+    while frame and not frame.f_globals.get("__name__", "").startswith(_STORE_CODE):
         frame = frame.f_back
-    return False
+    return frame is not None
 
 
 def on_signal(signum, frame):
@@ -75,7 +74,7 @@ def _close_interrupted_runs(run_ids):
                 if model.status == LoggedModelStatus.PENDING:
                     client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
     except Exception as error:  # the store is gone or full: say so, and stop anyway
-        reason = _disk_full(error) or str(error).strip().splitlines()[0]
+        reason = _disk_full(error) or first_line(error)
         return f"run {run_ids[0]} may still show RUNNING: the store refused the update ({reason})"
     runs = f"run {run_ids[0]} is" if len(run_ids) == 1 else f"runs {' and '.join(run_ids)} are"
     return f"{runs} marked FAILED, with what {'it' if len(run_ids) == 1 else 'they'} logged"

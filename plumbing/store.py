@@ -1,10 +1,8 @@
-"""Where the runs go: the store connected to, the experiment made active.
+"""Where the runs go, and the experiment they go to.
 
-``MLFLOW_TRACKING_URI`` when set (a team server, say), else a SQLite database
-``mlflow.db`` and an artifact folder ``mlruns/`` at the repository root,
-wherever a script is started from. (A relative ``sqlite:///mlflow.db`` would
-make a second, empty store in whatever folder you happen to be in, and
-`mlflow ui` would show nothing.)
+``MLFLOW_TRACKING_URI`` when set (a team server, say), else ``mlflow.db`` and
+``mlruns/`` at the repository root, wherever a script is started from (a
+relative ``sqlite:///mlflow.db`` would make a new, empty store in each folder).
 """
 
 import atexit
@@ -15,29 +13,21 @@ from importlib.metadata import version
 from pathlib import Path
 
 from plumbing import servers, sqlite_store
+from plumbing.stopping import first_line
 
-# MLflow is imported inside the functions that use it. A lesson imports the
-# plumbing first; importing MLflow here would put its ~1,500 modules ahead of
-# scikit-learn's in sys.modules, and skops, which looks up every type it
-# trusts by walking sys.modules in order, would then take about a second
-# longer to save a model (measured on demo.py with hyperfine).
+# MLflow is imported where it is used: imported here, ahead of scikit-learn,
+# it would make skops (which walks sys.modules in order) a second slower to save.
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# A logged model's exact requirements. Naming them saves MLflow seconds of
-# working them out (it would load the model in a new process to see what it imports).
+# A logged model's exact requirements: saves MLflow seconds of working them out.
 REQUIREMENTS = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops")]
 LOCAL_TRACKING_URI = "sqlite:///" + (REPO_ROOT / "mlflow.db").as_posix()
 LOCAL_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
-# MLflow retries an unreachable server for minutes by default; a participant
-# should hear about a stopped server in seconds. Explicit settings win.
+# MLflow retries a stopped server for minutes by default; tell a participant in seconds.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-
-# Python's full garbage collections walk every live object: after importing
-# MLflow, pandas and scikit-learn 150,000 to 300,000, most of which live until
-# the script ends anyway. ``gc.freeze()`` hides the objects alive at that
-# moment from the collector: once in ``connect`` (after the imports) and once
-# at exit (Python's last collection would be about a second of work whose
-# memory the operating system takes back anyway). BENCHMARKS.md measures both.
+# Python's full garbage collections walk every live object, 150,000 or more once MLflow,
+# pandas and scikit-learn are imported, and most live to the end: gc.freeze() hides them,
+# after the imports (connect) and at exit (BENCHMARKS.md measures both).
 atexit.register(gc.freeze)
 
 
@@ -51,12 +41,10 @@ def is_local():
 
 
 def connect(missing_store_message=None, writes=False):
-    """Point MLflow at the workshop's store and return its URI.
+    """Point MLflow at the workshop's store and return its URI, or stop in one sentence.
 
-    With ``missing_store_message``, a script that only reads stops with that
-    sentence when the local store does not exist yet. A SQLite store is
-    opened (created if new) under a lock, see ``sqlite_store.py``; with
-    ``writes``, one that may not be written stops the script at once.
+    Without a local store yet, a script that only reads stops with
+    ``missing_store_message``; with ``writes``, so does one that may not write it.
     """
     if missing_store_message and is_local() and not (REPO_ROOT / "mlflow.db").is_file():
         raise SystemExit(missing_store_message)
@@ -89,14 +77,10 @@ def _check_uri_form(uri):
 def use_experiment(name):
     """Connect, then make ``name`` the active experiment, creating it if needed.
 
-    In the local store a new experiment keeps its artifacts in
-    ``<repo>/mlruns/<experiment name>/`` (MLflow's default, ``./mlruns/<id>``
-    under the *current* folder, would scatter them wherever a script was
-    started); on a tracking server the server decides. The experiment is
-    created here rather than by ``set_experiment`` alone: when several scripts
-    start at once and another creates it first, MLflow 3.17's
-    ``set_experiment`` returns it without making it active, and the run lands
-    in "Default".
+    Locally its artifacts go to ``<repo>/mlruns/<name>/``, not MLflow's
+    ``./mlruns/<id>`` under whatever folder a script starts in. Created here, not
+    by ``set_experiment`` alone: in MLflow 3.17 that one, racing another script
+    that creates it first, returns it without making it active.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -128,7 +112,7 @@ EXPERIMENT_IN_USE = {}
 
 def unreachable_message(uri, error):
     """One sentence on why the store at ``uri`` refused; a team server's sign-in named as such."""
-    reason = str(error).splitlines()[0]
+    reason = first_line(error)
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     code = getattr(error, "error_code", None)
     if code == "UNAUTHENTICATED":  # HTTP 401: no user, or a wrong password
@@ -143,7 +127,6 @@ def unreachable_message(uri, error):
         what = "the registered model" if registry or not name else f"the experiment {name!r}"
         reason = (
             f"{f'user {user!r}' if user else 'you'} may not write to {what} (403): its owner "
-            "or an admin must grant "
-            "you EDIT permission on it (team/README.md, sign-in)."
+            "or an admin must grant you EDIT permission on it (team/README.md, sign-in)."
         )
     return f"Could not use the MLflow tracking store at {uri}: {reason}"

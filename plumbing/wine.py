@@ -1,9 +1,7 @@
-"""The red-wine data: ``data/winequality-red.csv``, read and checked.
+"""The red-wine data, ``data/winequality-red.csv``, read and checked.
 
-P. Cortez et al., "Modeling wine preferences by data mining from
-physicochemical properties", Decision Support Systems, 2009 (UCI, CC BY 4.0):
-see data/README.md. UCI's own copy is semicolon-separated, ours
-comma-separated; both are read.
+Cortez et al., Decision Support Systems, 2009 (UCI, CC BY 4.0; data/README.md).
+UCI's own copy is semicolon-separated, ours comma-separated: both are read.
 """
 
 import csv
@@ -11,6 +9,7 @@ import io
 from pathlib import Path
 
 from plumbing.servers import fetch
+from plumbing.stopping import first_line
 from plumbing.store import REPO_ROOT
 
 DOWNLOAD_SECONDS = 60
@@ -50,7 +49,7 @@ def load_wine_data(source=WINE_CSV):
     except FileNotFoundError:
         raise SystemExit(f"There is no file {source}; {hint}.") from None
     except (OSError, ValueError, csv.Error) as error:  # offline, not text, not a CSV, empty
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise SystemExit(f"Could not read {source} as a CSV file ({reason}); {hint}.") from None
     table.columns = table.columns.str.strip()
     missing = [name for name in [*WINE_FEATURES, WINE_TARGET] if name not in table.columns]
