@@ -8,12 +8,15 @@ Python, not whatever ``python3`` is first on PATH.
 """
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
+from plumbing import stopping
 from plumbing.store import REPO_ROOT
 
 SPARK_INSTALL = "pip install -r requirements-spark.txt"
@@ -30,12 +33,30 @@ def _java_command():
     return shutil.which("java", path=str(Path(java_home, "bin")) if java_home else None)
 
 
+def _spark_conf(master, app_name):
+    from pyspark import SparkConf
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = SparkConf().setMaster(master).setAppName(app_name)
+    conf.set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
+    java_options = ""
+    if SPARK_LOG_CONFIG.is_file():  # a copy of the lessons without it gets Spark's defaults
+        java_options = f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG.as_uri()}"
+    if master.startswith("local"):  # on a cluster, executors elsewhere must reach the driver
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        conf.set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
+        java_options += f" {LOCAL_JVM_OPTIONS}"
+    return conf.set("spark.driver.extraJavaOptions", java_options)
+
+
 @contextlib.contextmanager
 def spark_session(master, app_name):
     """A SparkSession on ``master`` for the block, stopped at its end, Ctrl+C included.
 
     A session already active (a notebook's, a test's) is used as it is and left
-    running. Without pyspark or Java: one sentence, exit code 1.
+    running. Without pyspark or Java: one sentence, exit code 1. Ctrl+C waits
+    until Java has started (stopped half-way, it would live on); a Spark call under
+    way gets 5 s to finish, then its jobs are cancelled.
     """
     try:
         from pyspark.sql import SparkSession
@@ -44,31 +65,54 @@ def spark_session(master, app_name):
     if _java_command() is None:
         where = "in JAVA_HOME" if os.environ.get("JAVA_HOME") else "on PATH"
         raise SystemExit(f"Spark runs on Java, and there is no java {where}: {JAVA_INSTALL}.")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app_name)
-    builder = builder.config("spark.ui.enabled", "false")
-    builder = builder.config("spark.ui.showConsoleProgress", "false")
-    java_options = ""
-    if SPARK_LOG_CONFIG.is_file():  # a copy of the lessons without it gets Spark's defaults
-        java_options = f"-Dlog4j2.configurationFile={SPARK_LOG_CONFIG.as_uri()}"
-    if master.startswith("local"):  # on a cluster, executors elsewhere must reach the driver
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.config("spark.driver.host", "127.0.0.1")
-        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
-        java_options += f" {LOCAL_JVM_OPTIONS}"
-    builder = builder.config("spark.driver.extraJavaOptions", java_options)
-    existing = SparkSession.getActiveSession()
+    spark = existing = SparkSession.getActiveSession()
+    cancel = None
     started = time.perf_counter()
     if existing is None:
         print(f"Starting Spark ({master}) ...", flush=True)
-    spark = existing or builder.getOrCreate()
-    if existing is None:
-        print(f"Spark {spark.version} started in {time.perf_counter() - started:.1f} s")
     try:
-        yield spark
-    except KeyboardInterrupt:
-        print("Stopped: the runs are marked FAILED and Spark is stopped.", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
+        spark = existing or _start(_spark_conf(master, app_name))
         if existing is None:
+            print(f"Spark {spark.version} started in {time.perf_counter() - started:.1f} s")
+        stopping.on_long_wait.add(cancel := functools.partial(_cancel_jobs, spark))
+        yield spark
+    finally:
+        stopping.on_long_wait.discard(cancel)
+        if existing is None and spark is not None:
             spark.stop()
+
+
+def _start(conf):
+    """Spark's Java process started in a thread of its own, Ctrl+C held until it is done.
+
+    Started in the main thread, pyspark would put its own Ctrl+C handler in place
+    of the workshop's; a Java process stopped half-way through its start lives on.
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    outcome = {}
+
+    def start():
+        try:
+            outcome["context"] = SparkContext.getOrCreate(conf)
+        except BaseException as error:  # raised in the main thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=start, daemon=True)
+    with stopping.interrupts_held():
+        thread.start()
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    # The session made here is this thread's active one (Spark keeps one per thread),
+    # which is where MLflow looks for it.
+    return SparkSession.builder.config(conf=conf).getOrCreate()
+
+
+def _cancel_jobs(spark):
+    """Cancel Spark's jobs, and those it starts next, until it is stopped."""
+    while spark.sparkContext._jsc is not None:  # None once stopped
+        with contextlib.suppress(Exception):  # stopping at that moment
+            spark.sparkContext.cancelAllJobs()
+        time.sleep(0.1)

@@ -7,6 +7,7 @@ where Java or pyspark is missing, and fail in CI.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,11 +196,11 @@ def test_without_pyspark_one_sentence_and_exit_1(tmp_path, tracking_store, clien
     assert all_runs(client) == []
 
 
-def test_ctrl_c_stops_spark_and_fails_the_runs(tmp_path, tracking_store, client):
-    """Ctrl+C in a terminal signals the whole process group: Python and the JVM."""
-    require_spark()
+def interrupt_in_a_terminal(tmp_path, client, started, *args):
+    """Start the lesson, wait until ``started(runs, out)``, then press Ctrl+C as a terminal
+    does: SIGINT to the whole process group, Python and the JVM (which ignores it)."""
     process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "train_spark_forest.py"), "--grid", "5:3,6:3,7:3,8:3"],
+        [sys.executable, str(REPO_ROOT / "train_spark_forest.py"), *args],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -207,23 +208,46 @@ def test_ctrl_c_stops_spark_and_fails_the_runs(tmp_path, tracking_store, client)
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not any(r.data.tags.get("mlflow.parentRunId") for r in all_runs(client)):
+        deadline, out = time.monotonic() + 120, ""
+        while not started(all_runs(client), out):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.5)
+            out += process.stdout.readline() if "Starting Spark" not in out else ""
+            time.sleep(0.2)
         os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, err
-    # The script's one sentence; the JVM, interrupted too, may still print its own trace after it.
-    assert "Stopped: the runs are marked FAILED and Spark is stopped." in err.splitlines()
-    statuses = {run.info.status for run in all_runs(client)}
-    assert statuses == {"FAILED"}
     time.sleep(2)  # the JVM leaves when Python has gone
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)
+    assert process.returncode == -signal.SIGINT, err  # a shell shows exit status 130
+    return err
+
+
+def test_ctrl_c_in_a_fit_fails_the_runs_in_one_sentence(tmp_path, tracking_store, client):
+    require_spark()
+
+    def training(runs, out):
+        return any(run.data.tags.get("mlflow.parentRunId") for run in runs)
+
+    err = interrupt_in_a_terminal(tmp_path, client, training, "--grid", "5:3,6:3,7:3,8:3")
+    assert "Traceback" not in err and "Exception" not in err, err
+    assert re.fullmatch(
+        r"Stopped by Ctrl\+C: runs? \w+( and \w+)? (is|are) marked FAILED, with what (it|they) "
+        r"logged\.",
+        err.strip().splitlines()[-1],
+    ), err
+    assert {run.info.status for run in all_runs(client)} == {"FAILED"}
+
+
+def test_ctrl_c_while_spark_starts_leaves_no_java_behind(tmp_path, tracking_store, client):
+    """Stopped half-way through its start, Spark's JVM would live on (and print a trace)."""
+    require_spark()
+    err = interrupt_in_a_terminal(tmp_path, client, lambda runs, out: "Starting Spark" in out)
+    assert err.strip().splitlines()[-1] == "Stopped by Ctrl+C: no run was being logged.", err
+    assert "Exception" not in err, err
+    assert all_runs(client) == []
 
 
 def test_ui_ranks_the_sweep_by_roc_auc(sweep, tmp_path):
