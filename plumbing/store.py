@@ -23,8 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops")]
 LOCAL_TRACKING_URI = "sqlite:///" + (REPO_ROOT / "mlflow.db").as_posix()
 LOCAL_ARTIFACT_ROOT = REPO_ROOT / "mlruns"
-# MLflow retries a stopped server for minutes by default; tell a participant in seconds.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+# MLflow's defaults changed (settings of your own win): it retries a stopped server for
+# minutes (a participant hears in seconds), and draws a progress bar for every model
+# it loads, even one of a few kilobytes read from this disk.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 # Python's full garbage collections walk every live object, 150,000 or more once MLflow,
 # pandas and scikit-learn are imported, and most live to the end: gc.freeze() hides them,
 # after the imports (connect) and at exit (BENCHMARKS.md measures both).
@@ -49,7 +55,7 @@ def connect(missing_store_message=None, writes=False):
     if missing_store_message and is_local() and not (REPO_ROOT / "mlflow.db").is_file():
         raise SystemExit(missing_store_message)
     gc.freeze()
-    for name, value in HTTP_DEFAULTS.items():
+    for name, value in MLFLOW_DEFAULTS.items():
         os.environ.setdefault(name, value)
     import mlflow
 

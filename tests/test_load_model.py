@@ -411,3 +411,14 @@ def test_a_store_owned_by_another_user_is_read_and_never_written(tmp_path, empty
     assert sorted((p.relative_to(theirs), p.stat().st_mtime_ns) for p in theirs.rglob("*")) == (
         before
     )
+
+
+def test_loading_draws_no_progress_bars(tracking_store):
+    """MLflow draws a bar per model download, even for a few kilobytes read from this disk;
+    plumbing turns them off (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, a setting of yours wins)."""
+    demo.main(["--n-estimators", "3", "--max-depth", "2"])
+    result = run_script("load_model.py")
+    assert result.returncode == 0, result.stderr
+    assert "Downloading artifacts" not in result.stderr
+    shown = run_script("load_model.py", env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "true"})
+    assert "Downloading artifacts" in shown.stderr
