@@ -1,5 +1,5 @@
-"""Ctrl+C, SIGTERM, a full disk, a file that may not be written: one line, what
-was kept, and no run left RUNNING.
+"""Ctrl+C, SIGTERM, a closed terminal, a full disk, a file that may not be written:
+one line, what was kept, and no run left RUNNING.
 
 Ctrl+C half-way through a database write can leave the store locked, so the
 interrupt waits (up to 7 s) for the MLflow or Spark call under way, and a second
@@ -192,8 +192,9 @@ def _report_interrupt():
     signum = _interrupt.get("signum", _interrupt.get("pending", signal.SIGINT))
     what = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
     kept = _close_interrupted_runs(_interrupt.get("runs") or _interrupt.get("runs_seen") or [])
-    print(f"Stopped by {what}: {kept}.", file=sys.stderr, flush=True)
-    sys.stdout.flush()
+    with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more lines
+        print(f"Stopped by {what}: {kept}.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
     if os.name == "nt":
         os._exit(0xC000013A)  # what Windows reports for a program stopped by Ctrl+C
     signal.signal(signum, signal.SIG_DFL)  # then stop as that signal would have
@@ -201,10 +202,11 @@ def _report_interrupt():
 
 
 def _stop_on_signals():
-    """Ctrl+C and SIGTERM handled from the lesson's first line (``import plumbing``) on."""
+    """Ctrl+C, SIGTERM and a closed terminal (SIGHUP, not on Windows) handled from the
+    lesson's first line (``import plumbing``) on."""
     if threading.current_thread() is not threading.main_thread():
         return  # Python sets signal handlers in the main thread only
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # what the shell ignored stays so
             signal.signal(signum, on_signal)
 

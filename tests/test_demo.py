@@ -177,8 +177,14 @@ def test_local_store_is_at_repo_root_from_any_folder(tmp_path):
     [
         ([signal.SIGINT], -signal.SIGINT, "Ctrl+C"),
         ([signal.SIGTERM] * 2, -signal.SIGTERM, "SIGTERM"),
+        pytest.param(
+            [getattr(signal, "SIGHUP", 0)],  # the terminal window was closed
+            -getattr(signal, "SIGHUP", 0),
+            "SIGHUP",
+            marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows"),
+        ),
     ],
-    ids=["ctrl-c", "sigterm-twice"],
+    ids=["ctrl-c", "sigterm-twice", "terminal-closed"],
 )
 def test_interrupted_while_logging_the_model(
     tracking_store, client, tmp_path, signals, exit_code, said
