@@ -68,20 +68,30 @@ def _ask_postgres(connection):
 
 def fetch(url, seconds):
     """The body at ``url``; TimeoutError if the whole answer takes more than ``seconds``."""
-    answer = {}
 
     def get():
-        try:
-            with urllib.request.urlopen(url, timeout=seconds) as response:
-                answer["body"] = response.read()
-        except Exception as error:  # raised in the caller's thread below
-            answer["error"] = error
+        with urllib.request.urlopen(url, timeout=seconds) as response:
+            return response.read()
 
-    worker = threading.Thread(target=get, daemon=True)  # left behind if it hangs
+    return in_thread(get, seconds)
+
+
+def in_thread(work, seconds=None):
+    """What ``work()`` returns, run in a thread of its own, or its error raised here;
+    TimeoutError if it is not done within ``seconds`` (the thread is left behind)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # raised in the caller's thread below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
         raise TimeoutError(f"no complete answer within {seconds} s")
-    if "error" in answer:
-        raise answer["error"]
-    return answer["body"]
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -12,11 +12,10 @@ import functools
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
-from plumbing import stopping
+from plumbing import servers, stopping
 from plumbing.store import REPO_ROOT
 
 SPARK_INSTALL = "pip install -r requirements-spark.txt"
@@ -91,20 +90,8 @@ def _start(conf):
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    outcome = {}
-
-    def start():
-        try:
-            outcome["context"] = SparkContext.getOrCreate(conf)
-        except BaseException as error:  # raised in the main thread below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=start, daemon=True)
     with stopping.interrupts_held():
-        thread.start()
-        thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
+        servers.in_thread(lambda: SparkContext.getOrCreate(conf))
     # The session made here is this thread's active one (Spark keeps one per thread),
     # which is where MLflow looks for it.
     return SparkSession.builder.config(conf=conf).getOrCreate()
