@@ -48,15 +48,15 @@ from mlflow.exceptions import MlflowException
 
 
 def model_and_rows(uri, flavor, script):
+    client = mlflow.MlflowClient()  # mlflow.load_table reads the active experiment only
     try:
         info = mlflow.models.get_model_info(uri)
+        experiment_id = client.get_run(info.run_id).info.experiment_id  # gone after `mlflow gc`
     except MlflowException as error:
         message = f"Cannot find {uri} ({error.message}): run `python {script}` first."
         raise SystemExit(message) from None
     if flavor not in info.flavors:
         raise SystemExit(f"{uri} is not a {flavor} model; it has {', '.join(info.flavors)}.")
-    client = mlflow.MlflowClient()  # mlflow.load_table reads the active experiment only
-    experiment_id = client.get_run(info.run_id).info.experiment_id
     held_out = client.load_table(experiment_id, "held_out_rows.json", [info.run_id])
     features = info.signature.inputs.input_names()
     [truth] = [name for name in held_out.columns if name not in features]

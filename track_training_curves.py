@@ -30,7 +30,7 @@ def parse_args(argv):
     parser = plumbing.argument_parser(__doc__)
     add = parser.add_argument
     add("--epochs", type=plumbing.positive_int, default=EPOCHS, help="passes over the data")
-    add("--learning-rate", type=plumbing.positive_number, default=LEARNING_RATE, help="Adam's")
+    add("--learning-rate", type=plumbing.learning_rate, default=LEARNING_RATE, help="Adam's")
     add("--seed", type=plumbing.seed, default=SEED, help="seed for the split and the network")
     return parser.parse_args(argv)
 

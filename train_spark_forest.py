@@ -27,7 +27,9 @@ SOURCE = "https://archive.ics.uci.edu/dataset/17/breast+cancer+wisconsin+diagnos
 def parse_args(argv):
     parser = plumbing.argument_parser(__doc__)
     add = parser.add_argument
-    add("--grid", type=plumbing.grid, default=GRID, help="comma-separated NUM_TREES:MAX_DEPTH")
+    add(
+        "--grid", type=plumbing.spark_grid, default=GRID, help="comma-separated NUM_TREES:MAX_DEPTH"
+    )
     add("--seed", type=plumbing.seed, default=SEED, help="seed for the split and the forests")
     add("--master", type=plumbing.spark_master, default=MASTER, help="where Spark runs")
     return parser.parse_args(argv)
@@ -107,9 +109,9 @@ from datetime import datetime
 
 
 def register_and_crown(client, best):
-    version = str(mlflow.register_model(best["model_uri"], MODEL_NAME).version)
-    roc_auc = f"{best['roc_auc']:.4f}"
-    client.set_model_version_tag(MODEL_NAME, version, "roc_auc", roc_auc)
+    roc_auc = f"{best['roc_auc']:.4f}"  # a tag given at registration: no version lacks it
+    version = mlflow.register_model(best["model_uri"], MODEL_NAME, tags={"roc_auc": roc_auc})
+    version = str(version.version)
     aliases = client.get_registered_model(MODEL_NAME).aliases
     old = str(aliases["champion"]) if "champion" in aliases else None
     old_tags = client.get_model_version(MODEL_NAME, old).tags if old else {}

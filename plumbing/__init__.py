@@ -20,6 +20,7 @@ from plumbing.flags import (
     closed_fraction,
     grid,
     holdout_fraction,
+    learning_rate,
     model_uri,
     new_file,
     new_png,
@@ -28,6 +29,7 @@ from plumbing.flags import (
     positive_int,
     positive_number,
     seed,
+    spark_grid,
     spark_master,
 )
 from plumbing.next_steps import (

@@ -39,6 +39,8 @@ positive_int = _checked(int, lambda v: 1 <= v < 2**31, "a whole number of at lea
 # scikit-learn and NumPy take seeds from 0 to 2**32 - 1.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295")
 positive_number = _checked(float, lambda v: 0 < v < INF, "a number above 0")
+# Above 1, a network's steps are so long that its weights can overflow to infinity.
+learning_rate = _checked(float, lambda v: 0 < v <= 1, "a number above 0, at most 1")
 non_negative_number = _checked(float, lambda v: 0 <= v < INF, "a number of at least 0")
 closed_fraction = _checked(float, lambda v: 0 <= v <= 1, "between 0 and 1 (inclusive)")
 # A share of rows to hold out: both parts must keep enough rows to learn and to score.
@@ -57,6 +59,17 @@ def grid(text):
         if (int(first), int(second)) in pairs:
             raise argparse.ArgumentTypeError(f"lists {pair.strip()!r} twice")
         pairs.append((int(first), int(second)))
+    return pairs
+
+
+SPARK_MAX_DEPTH = 30
+
+
+def spark_grid(text):
+    """A ``grid`` for Spark, whose trees are at most 30 deep."""
+    pairs = grid(text)
+    if too_deep := [f"{n}:{d}" for n, d in pairs if d > SPARK_MAX_DEPTH]:
+        raise argparse.ArgumentTypeError(f"Spark's trees are at most 30 deep, got {too_deep[0]}")
     return pairs
 
 

@@ -13,6 +13,7 @@ from plumbing.stopping import first_line
 from plumbing.store import REPO_ROOT
 
 DOWNLOAD_SECONDS = 60
+MIN_ROWS = 40  # a 5 % or a 95 % hold-out still leaves 2 rows on each side
 
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 WINE_FEATURES = [
@@ -59,10 +60,11 @@ def load_wine_data(source=WINE_CSV):
         )
     wine = table[[*WINE_FEATURES, WINE_TARGET]].apply(pd.to_numeric, errors="coerce")
     bad_rows = wine.index[(wine.isna() | wine.abs().eq(float("inf"))).any(axis=1)]
-    if wine.empty:
-        raise SystemExit(f"{source} has a header but no rows; {hint}.")
     if len(bad_rows):
         line = bad_rows[0] + 2  # 1-based, after the header line
         raise SystemExit(f"{source} has a missing, non-numeric or infinite value on line {line}.")
+    if len(wine) < MIN_ROWS:
+        rows = f"only {len(wine)}" if len(wine) else "a header but no"
+        raise SystemExit(f"{source} has {rows} rows, and the lessons need {MIN_ROWS}; {hint}.")
     # Float throughout, the target too: a regression predicts fractional scores.
     return wine.astype(float)

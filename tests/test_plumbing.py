@@ -136,6 +136,7 @@ BAD_FILES = {
     "infinite": ("inf", "missing, non-numeric or infinite value on line 4"),
     "empty": ("", "as a CSV file"),
     "header only": (",".join(COLUMNS) + "\n", "a header but no rows"),
+    "three rows": (",".join(COLUMNS) + "\n" + ("1," * 11 + "5\n") * 3, "only 3 rows"),
     "not text": (b"\x89PNG\r\n\x1a\n\xff\xfe", "as a CSV file"),
     "ragged rows": (
         ",".join(COLUMNS) + "\n" + "1," * 11 + "5\n" + "1," * 13 + "5\n",
@@ -268,6 +269,8 @@ def test_a_closed_port_is_one_sentence():
         (plumbing.holdout_fraction, "0.3", 0.3),
         (plumbing.port_number, "5001", 5001),
         (plumbing.grid, "10:2, 50:3", [(10, 2), (50, 3)]),
+        (plumbing.spark_grid, "10:30", [(10, 30)]),
+        (plumbing.learning_rate, "1", 1.0),
         (
             plumbing.model_uri,
             "models:/iris_classifier@champion",
@@ -293,6 +296,8 @@ def test_flag_types_accept_good_values(flag_type, text, value):
         (plumbing.grid, "10:0"),
         (plumbing.grid, "10:2,10:2"),
         (plumbing.grid, "ten:2"),
+        (plumbing.spark_grid, "10:31"),
+        (plumbing.learning_rate, "1.5"),
         (plumbing.model_uri, "iris_classifier"),
         (plumbing.model_uri, "models:/iris_classifier@"),
         (plumbing.model_uri, "models:/iris_classifier/"),

@@ -166,6 +166,7 @@ def test_prints_run_id_and_where_to_look(tracking_store, capsys):
         ("--learning-rate", "0", "above 0"),
         ("--learning-rate", "-0.1", "above 0"),
         ("--learning-rate", "nan", "above 0"),
+        ("--learning-rate", "1e300", "at most 1"),
     ],
 )
 def test_bad_flags_exit_2_before_any_run(tracking_store, client, capsys, flag, value, message):

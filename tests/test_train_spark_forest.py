@@ -5,6 +5,7 @@ s); the lesson finds it active and uses it. The tests skip with the reason
 where Java or pyspark is missing, and fail in CI.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import time
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, all_runs, new_store, require_spark, run_script, using_store
+from conftest import REPO_ROOT, all_runs, new_store, require, require_spark, run_script, using_store
 
 import train_spark_forest
 
@@ -155,6 +156,7 @@ def test_alias_moves_only_for_a_better_forest(spark, tracking_store, client, cap
     [
         ("--grid", "10", "pairs like 50:3,100:5"),
         ("--grid", "10:0", "pairs like 50:3,100:5"),
+        ("--grid", "10:3,10:31", "at most 30 deep, got 10:31"),
         ("--master", "local[0]", "expected local[*], local[N]"),
         ("--master", "localhost", "expected local[*], local[N]"),
         ("--seed", "-1", "from 0 to 4294967295"),
@@ -172,6 +174,11 @@ def test_bad_flag_exits_2_before_spark_or_a_run(
 
 
 def test_without_java_one_sentence_and_exit_1(tmp_path, tracking_store, client, monkeypatch):
+    # pyspark is needed, or the lesson says first that it is missing.
+    require(
+        importlib.util.find_spec("pyspark"),
+        "pyspark is not installed: pip install -r requirements-spark.txt",
+    )
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
     with pytest.raises(SystemExit) as exit_info:
         train_spark_forest.main([])
