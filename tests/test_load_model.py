@@ -2,9 +2,11 @@
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,6 +21,7 @@ from conftest import (
     sqlite_uri,
     using_store,
 )
+from test_readme import README, code_blocks
 
 import demo
 import load_model
@@ -337,23 +340,38 @@ def test_unreachable_server_is_one_sentence(monkeypatch):
     assert "\n" not in text
 
 
-def test_models_of_deleted_runs_are_skipped_or_refused(tracking_store, tmp_path):
-    """The README's clean-up (`mlflow runs delete`, `mlflow gc`) removes the newest demo run."""
+def readme_clean_up_lines():
+    """The README's clean-up commands, but the experiment's deletion: the run's alone."""
+    section = README.read_text().split("## Clean up", 1)[1]
+    [commands] = code_blocks("bash", section)[:1]
+    return [line for line in commands if "experiments delete" not in line]
+
+
+def test_readme_clean_up_removes_a_run_with_its_models(tracking_store, tmp_path):
+    """The README's clean-up deletes the newest demo run and its models; after `mlflow gc`
+    neither their rows nor their files remain, load_model.py's default is the older model,
+    and the removed one is refused in one sentence."""
     older = demo.main(["--n-estimators", "3", "--max-depth", "2"])
     newest = demo.main(["--n-estimators", "4", "--max-depth", "2"])
-    for command in [
-        ["runs", "delete", "--run-id", newest["run_id"]],
-        ["gc", "--backend-store-uri", tracking_store, "--tracking-uri", tracking_store],
-    ]:
-        result = run_script("-m", "mlflow", *command, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
+    client = mlflow.MlflowClient(tracking_store)
+    older_id, newest_id = (run["model_uri"].removeprefix("models:/") for run in (older, newest))
+    model_folder = Path(
+        client.get_logged_model(newest_id).artifact_location.removeprefix("file://")
+    )
+    assert model_folder.is_dir()
+    programs = {"python": [sys.executable], "mlflow": [sys.executable, "-m", "mlflow"]}
+    for line in readme_clean_up_lines():
+        program, _, rest = line.replace("<RUN_ID>", newest["run_id"]).partition(" ")
+        line = f"{shlex.join(programs[program])} {rest}"
+        result = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, f"{line}\n{result.stderr}"
+    experiment_id = client.get_run(older["run_id"]).info.experiment_id
+    assert [m.model_id for m in client.search_logged_models([experiment_id])] == [older_id]
+    assert not model_folder.exists()
     assert load_model.main([])["info"].model_uri == older["model_uri"]
     with pytest.raises(SystemExit) as exit_info:
         load_model.main(["--model-uri", newest["model_uri"]])
-    assert exit_info.value.code == (
-        f"Cannot find {newest['model_uri']}: Run with id={newest['run_id']} not found "
-        "(python compare_runs.py lists the runs and their models)."
-    )
+    assert exit_info.value.code.startswith(f"Cannot find {newest['model_uri']}: ")
 
 
 def test_a_store_owned_by_another_user_is_read_and_never_written(tmp_path, empty_store_template):
