@@ -86,7 +86,8 @@ def evaluate(model, X_test, y_test):
     importance, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
     top = model.feature_importances_.argsort()[-15:]
     ax.barh(X_test.columns[top], model.feature_importances_[top])
-    ax.set(xlabel="Importance (share of the forest's decisions)", title="Top 15 measurements")
+    xlabel = "Importance (how much its splits separate the classes, share of the total)"
+    ax.set(xlabel=xlabel, title="Top 15 measurements")
     plots = {"confusion_matrix": confusion, "roc_curve": roc, "feature_importance": importance}
     return y_pred, scores, plots, sk.classification_report(y_test, y_pred, digits=3)
 

@@ -84,12 +84,9 @@ def where_to_look(run):
     path = f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}{UI_VIEW}"
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
         return [f"See it in the UI: {uri.rstrip('/')}{path}"]
-    if is_local():
-        where, command = f"from {REPO_ROOT} run", UI_COMMAND
-    else:
-        command = f"mlflow ui --workers 1 --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-        where = "run"
-    return [f"See it in the UI: {where}", f"  {command}", f"  then open {UI_URL}{path}"]
+    command = UI_COMMAND if is_local() else UI_COMMAND.replace("sqlite:///mlflow.db", uri)
+    link = f"  then open {UI_URL}{path}"
+    return [f"See it in the UI: from {REPO_ROOT} run", f"  {command}", link]
 
 
 def differing_params(runs):

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -458,3 +459,13 @@ def test_ctrl_c_while_mlflow_is_being_imported_is_one_line():
         -2,
         "Stopped by Ctrl+C: no run was being logged.\n",
     )
+
+
+def test_a_store_elsewhere_gets_the_readme_ui_command_with_its_uri(tracking_store):
+    mlflow.set_tracking_uri(tracking_store)
+    with mlflow.start_run() as run:
+        pass
+    intro, command, link = plumbing.where_to_look(run)
+    assert intro == f"See it in the UI: from {plumbing.REPO_ROOT} run"
+    assert command.strip() == plumbing.UI_COMMAND.replace("sqlite:///mlflow.db", tracking_store)
+    assert link.endswith(f"/runs/{run.info.run_id}{plumbing.UI_VIEW}")
