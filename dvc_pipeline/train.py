@@ -6,20 +6,17 @@ params (``train`` and ``enable_mlflow`` in params.yaml) change:
     dvc repro
     dvc exp run -S train.alpha=0.1
 
-What the stage always wrote it still writes: the model (``model/model.skops``)
-and its card (``model/model_card.json``). With ``enable_mlflow: true`` it also
-logs one MLflow run in the experiment ``wine-quality-dvc``: the params, DVC's
-stage and experiment name and the commit as tags, and the model, registered as
-a new version of ``wine_quality_dvc``. The card names the run, and the
-evaluate stage adds its scores to it.
+It still writes the model (``model/model.skops``) and its card
+(``model/model_card.json``). With ``enable_mlflow: true`` it also logs a run in
+the MLflow experiment ``wine-quality-dvc``: params, DVC's names and the commit
+as tags, the model as a new version of ``wine_quality_dvc``.
 """
 
 # %%
 # 1. Settings, from params.yaml
 # -----------------------------
 # DVC records the params a stage declares in dvc.yaml; the stage reads them
-# itself. A bad value stops it with one sentence, before anything is written
-# or logged.
+# itself. A bad value stops it with one sentence, before anything is written.
 from pathlib import Path
 
 import yaml
@@ -64,9 +61,7 @@ from sklearn.preprocessing import StandardScaler
 
 def read_training_rows():
     if not TRAINING_ROWS.is_file():
-        raise SystemExit(
-            f"There is no file {TRAINING_ROWS}: `dvc repro` runs the prepare stage first."
-        )
+        raise SystemExit(f"There is no file {TRAINING_ROWS}: `dvc repro` runs prepare first.")
     rows = pd.read_csv(TRAINING_ROWS)
     return rows.drop(columns=TARGET), rows[TARGET]
 
@@ -118,9 +113,8 @@ def log_run(params, model, X, y):
             | {"git_commit": git_commit()}
             | {tag: os.environ[name] for tag, name in DVC_TAGS.items() if os.environ.get(name)}
         )
-        rows = X.assign(**{TARGET: y})
-        name, source = "winequality-red_training", WINE_DATA
-        dataset = mlflow.data.from_pandas(rows, name=name, targets=TARGET, source=source)
+        rows, name = X.assign(**{TARGET: y}), "winequality-red_training"
+        dataset = mlflow.data.from_pandas(rows, name=name, targets=TARGET, source=WINE_DATA)
         mlflow.log_input(dataset, context="training")
         model_info = mlflow.sklearn.log_model(
             model,
@@ -131,28 +125,23 @@ def log_run(params, model, X, y):
             pip_requirements=plumbing.REQUIREMENTS,
             registered_model_name=REGISTERED_MODEL,
         )
-    return run, model_info
+    return run.info.run_id, f"models:/{REGISTERED_MODEL}/{model_info.registered_model_version}"
 
 
 def main():
     params = read_params()
     X, y = read_training_rows()
     alpha, l1_ratio = params["train"]["alpha"], params["train"]["l1_ratio"]
-    model = make_pipeline(StandardScaler(), ElasticNet(alpha=alpha, l1_ratio=l1_ratio))
-    model.fit(X, y)
+    model = make_pipeline(StandardScaler(), ElasticNet(alpha=alpha, l1_ratio=l1_ratio)).fit(X, y)
     MODEL_DIR.mkdir(exist_ok=True)
     skops.io.dump(model, MODEL_DIR / "model.skops")
     print(f"train: ElasticNet(alpha={alpha:g}, l1_ratio={l1_ratio:g}) saved in model/")
-
     card = {"model_type": "ElasticNet", "alpha": alpha, "l1_ratio": l1_ratio}
     card |= {"features": list(X.columns), "training_rows": len(X)}
     if params["enable_mlflow"]:
-        run, model_info = log_run(params, model, X, y)
-        card["mlflow_run_id"] = run.info.run_id
-        card["mlflow_model_uri"] = (
-            f"models:/{REGISTERED_MODEL}/{model_info.registered_model_version}"
-        )
-        print(f"train: MLflow run {run.info.run_id}, model {card['mlflow_model_uri']}")
+        run_id, model_uri = log_run(params, model, X, y)
+        card |= {"mlflow_run_id": run_id, "mlflow_model_uri": model_uri}
+        print(f"train: MLflow run {run_id}, model {model_uri}")
     (MODEL_DIR / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
