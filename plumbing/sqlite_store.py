@@ -7,6 +7,7 @@ Windows): the first creates the tables, the others wait. MLflow keeps it open.
 """
 
 import contextlib
+import errno
 import os
 import urllib.parse
 from pathlib import Path
@@ -30,8 +31,9 @@ def _exclusive_lock(path):
                 try:
                     msvcrt.locking(file.fileno(), msvcrt.LK_LOCK, 1)  # tries for 10 s
                     break
-                except OSError:  # still held by another script: keep waiting
-                    continue
+                except OSError as error:  # after 10 s still held by another script: wait on
+                    if error.errno != errno.EDEADLOCK:
+                        raise
         else:
             import fcntl
 

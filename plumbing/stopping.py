@@ -130,7 +130,10 @@ def _close_interrupted_runs(run_ids):
                     client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
     except Exception as error:  # the store is gone or full: say so, and stop anyway
         reason = _disk_full(error) or first_line(error)
-        return f"run {run_ids[0]} may still show RUNNING: the store refused the update ({reason})"
+        return (
+            f"run {run_ids[0]} may still show RUNNING, the store refused the update ({reason}): "
+            "README.md, 'When things go wrong', says how to mark it FAILED"
+        )
     if not failed:
         return "the runs had finished"
     runs = f"run {failed[0]} is" if len(failed) == 1 else f"runs {' and '.join(failed)} are"
