@@ -35,6 +35,7 @@ from conftest import (
     sqlite_uri,
     wait_for_http,
 )
+from test_readme import README, code_blocks
 
 import plumbing
 
@@ -63,19 +64,48 @@ TIMEOUT_MS = 30_000  # first renders of a chart can be slow on a busy CI machine
 # Neither the scripts nor the server may phone home from a test.
 NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
-WINE_ALPHAS = ("0.01", "0.1", "0.5")
 # What each lesson puts into the store: its experiment and the flags of each run.
-# The lessons' own defaults wherever the README runs them so: the pictures show
-# what a participant gets (the sweep's grid of four). The user name, demo.py's
-# default owner and MLflow's "Created by", is the README's "you", not CI's root.
+# The wine and iris runs are those the README's own commands make before the
+# pictures of them; the other lessons run once with their defaults, as the
+# README first runs them. The user name, demo.py's default owner and MLflow's
+# "Created by", is the README's "you", not CI's root.
 PARTICIPANT = "you"
+
+
+def readme_runs(script, picture):
+    """The runs of ``script`` that the README's bash lines before ``picture`` start, as argv lists.
+
+    bash reads the lines (loops, variables, quotes) as a participant's shell
+    does, with ``python`` a function that prints its arguments instead of
+    running them; the fixture then runs each one.
+    """
+    before, reference, _ = README.read_text().partition(f"(docs/images/{picture})")
+    assert reference, f"README.md shows no docs/images/{picture}"
+    lines = [line for block in code_blocks("bash", before) for line in block]
+    lines = [line for line in lines if f"python {script}" in line]
+    echo = 'python() { "$PYTHON" -c "import json, sys; print(json.dumps(sys.argv[1:]))" "$@"; }'
+    shell = subprocess.run(
+        ["bash", "-c", "\n".join([echo, *lines])],
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    runs = [json.loads(line) for line in shell.stdout.splitlines()]
+    assert runs and all(argv[0] == script for argv in runs), (lines, runs)
+    return [argv[1:] for argv in runs]
+
+
 LESSONS = {
     "demo.py": ("demo-mlflow-artifacts", [[]]),
     "train_wine_elasticnet.py": (
         "wine-quality-elasticnet",
-        [["--alpha", alpha] for alpha in WINE_ALPHAS],  # on data/winequality-red.csv
+        readme_runs("train_wine_elasticnet.py", "compare_runs.png"),
     ),
-    "train_iris_sweep.py": ("iris_classification", [[]]),
+    "train_iris_sweep.py": (
+        "iris_classification",
+        readme_runs("train_iris_sweep.py", "registered_model.png"),
+    ),
     "track_training_curves.py": ("digits-training-curves", [[]]),
 }
 
@@ -343,13 +373,15 @@ def test_logged_model_is_reachable_from_its_run(page, mlflow_ui):
 
 def test_wine_runs_compare_alpha_against_rmse(page, mlflow_ui):
     need("train_wine_elasticnet.py")
+    _, readme_wine_runs = LESSONS["train_wine_elasticnet.py"]
+    # One store for both wine pictures: the README may start no wine run between them.
+    assert readme_runs("train_wine_elasticnet.py", "compare_runs_chart.png") == readme_wine_runs
     runs = mlflow_ui.runs("wine-quality-elasticnet")
-    assert len(runs) == len(WINE_ALPHAS)
+    assert len(runs) == len(readme_wine_runs)
     page.goto(f"{mlflow_ui.url}/#/experiments")
     page.get_by_role("link", name="wine-quality-elasticnet", exact=True).click()
-    for run in runs:
-        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run.info.run_name))
-        row.get_by_role("checkbox", name=re.compile("row selection")).check()
+    expect(page.get_by_text(f"{len(runs)} matching runs")).to_be_visible()
+    page.get_by_role("checkbox", name="Select all runs").check()
     page.get_by_role("button", name="Compare").click()
     expect(page.get_by_text(f"Comparing {len(runs)} Runs")).to_be_visible()
     page.get_by_role("tab", name="Scatter Plot").click()
@@ -359,8 +391,8 @@ def test_wine_runs_compare_alpha_against_rmse(page, mlflow_ui):
     page.get_by_role("option", name="rmse", exact=True).click()
     chart = page.get_by_role("tabpanel", name="Scatter Plot").get_by_role("img")
     expect(chart.filter(has_text="alpha").filter(has_text="rmse")).to_be_visible()
-    # Below the chart, the values behind it, one column per run.
-    alphas = " ".join(f"{float(alpha):g}" for alpha in WINE_ALPHAS)
+    # Below the chart, the values behind it, one column per run, newest first as in the table.
+    alphas = " ".join(run.data.params["alpha"] for run in reversed(runs))
     expect_visible(
         page.get_by_role("row", name=f"alpha {alphas}", exact=True),
         page.get_by_role("link", name="rmse", exact=True),
@@ -392,8 +424,8 @@ def test_registered_model_lists_versions_and_champion_alias(page, mlflow_ui):
     need("train_iris_sweep.py")
     versions = mlflow_ui.client.search_model_versions("name = 'iris_classifier'")
     champion = mlflow_ui.client.get_model_version_by_alias("iris_classifier", "champion")
-    # Tall enough for the default grid's four versions, the champion among them.
-    page.set_viewport_size({**VIEWPORT, "height": 1000})
+    # Tall enough for the ten versions of the README's three sweeps, the champion among them.
+    page.set_viewport_size({**VIEWPORT, "height": 1800})
     page.goto(f"{mlflow_ui.url}/#/experiments")
     page.get_by_role("link", name="Model registry").click()
     page.get_by_role("link", name="iris_classifier", exact=True).click()
@@ -406,11 +438,18 @@ def test_registered_model_lists_versions_and_champion_alias(page, mlflow_ui):
         has=page.get_by_role("link", name=f"Version {champion.version}", exact=True)
     )
     expect(champion_row.get_by_role("status", name="champion")).to_be_visible()
+    oldest = page.get_by_role("row").filter(
+        has=page.get_by_role("link", name="Version 1", exact=True)
+    )
+    expect(oldest).to_be_in_viewport(ratio=1)  # the picture shows every version
     screenshot(page, "registered_model")
 
 
 def test_compare_runs_draws_the_chart_the_readme_shows(mlflow_ui, tmp_path):
-    """The comparison without the UI: compare_runs.py --plot over the same wine runs."""
+    """The comparison without the UI: compare_runs.py --plot over the same wine runs.
+
+    They vary alpha and l1_ratio: one panel each, 900 pixels wide.
+    """
     need("train_wine_elasticnet.py")
     chart = tmp_path / "wine_runs.png"
     result = run_script(
@@ -421,7 +460,10 @@ def test_compare_runs_draws_the_chart_the_readme_shows(mlflow_ui, tmp_path):
         env={**NO_TELEMETRY, "MLFLOW_TRACKING_URI": ""},
     )
     assert result.returncode == 0, result.stderr
-    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(chart) as png:
+        assert png.format == "PNG" and png.width == 900, (png.format, png.size)
     assert "alpha" in result.stdout and "rmse" in result.stdout
     if UPDATE_SCREENSHOTS:
         shutil.copyfile(chart, SCREENSHOTS / "compare_runs_chart.png")
