@@ -5,23 +5,28 @@ and the lessons it uses) with a git repository of its own, and runs ``dvc``
 and the lessons as a participant does: as processes, with no
 MLFLOW_TRACKING_URI, so that the runs must find the workshop's store
 (``mlflow.db`` in the copy's root) by themselves, from the project folder and
-from DVC's temporary copies of it alike.
+from DVC's temporary copies of it alike. Most tests share one copy in which
+the README's chapter was walked through, command by command as it prints them.
 """
 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
+import pandas as pd
 import pytest
-import requests
 import yaml
 from conftest import REPO_ROOT, BackgroundProcess, free_port, require, sqlite_uri, wait_for_http
+from test_readme import differences, fenced_blocks
 
 PIPELINE = REPO_ROOT / "dvc_pipeline"
 BIN = Path(sys.executable).parent
@@ -123,15 +128,163 @@ def ran_stages(output):
     return re.findall(r"Running stage '(\w+)'", output)
 
 
+def chapter_text():
+    """The README's chapter on the DVC pipeline."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    chapter = readme[readme.index("## MLflow in an existing DVC pipeline") :]
+    return chapter[: chapter.index("\n## ", 1)]
+
+
+# %%
+# The README's chapter, walked through
+# ------------------------------------
+# Its ```shell blocks run in order, from the workshop's folder, with bash; a
+# ```text block right after one is what those commands print, stdout and
+# stderr together as in a terminal.
+
+NOT_RUN = {  # the chapter's commands the walk leaves out, by their start, and why
+    "pip install": "the tests' virtual environment has DVC (.ci/run installs it)",
+    "mlflow ": "the migration example needs a file store of the source tutorial",
+}
+SERVED = "127.0.0.1:5001"  # serve_model.py's default address, in the README
+READY = "Stop the server with Ctrl+C."  # serve_model.py's last line once it serves
+
+
+class Walk:
+    """Runs the chapter's commands in a workshop copy and keeps what each printed."""
+
+    def __init__(self, workshop, log_dir):
+        self.workshop, self.log_dir, self.cwd = workshop, log_dir, workshop.root
+        # Unbuffered, the stages' lines and MLflow's (on stderr) come in a terminal's order.
+        self.env = workshop.env | {"PYTHONUNBUFFERED": "1"}
+        self.printed, self.server, self.port = {}, None, None
+
+    def run(self, line):
+        if line.startswith("cd "):
+            self.cwd = (self.cwd / line.removeprefix("cd ")).resolve()
+            printed = []
+        elif line == "dvc queue status":  # it says Running until the queue is done
+            assert self.cwd == self.workshop.pipeline
+            printed = wait_for_queue(self.workshop).splitlines()
+        elif line.startswith("python serve_model.py"):
+            printed = self.serve(line)
+        else:
+            here = line.replace(SERVED, f"127.0.0.1:{self.port}")
+            # curl draws a progress meter on stderr, in a terminal only if its output is not.
+            stderr = subprocess.PIPE if line.startswith("curl ") else subprocess.STDOUT
+            result = subprocess.run(
+                ["bash", "-c", here],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, f"{line!r} failed:\n{result.stdout}{result.stderr or ''}"
+            printed = result.stdout.splitlines()
+        self.printed[line] = printed
+        return printed
+
+    def serve(self, line):
+        """Start the server on a free port; what it printed until it served, as on 5001."""
+        self.port = free_port()
+        command = ["bash", "-c", f"exec {line} --port {self.port}"]
+        env = self.env | {"MLFLOW_TRACKING_URI": ""}  # BackgroundProcess adds os.environ
+        self.server = BackgroundProcess(command, self.log_dir / "serve.log", env, self.cwd)
+        self.server.__enter__()
+        deadline = time.monotonic() + 180
+        while READY not in self.server.log():
+            assert self.server.process.poll() is None, self.server.log()
+            assert time.monotonic() < deadline, self.server.log()
+            time.sleep(0.5)
+        printed = self.server.log().split(READY)[0] + READY
+        printed = printed.replace(f"127.0.0.1:{self.port}", SERVED)
+        return printed.replace(f"--port {self.port}", "--port 5001").splitlines()
+
+    def stop(self):
+        if self.server:
+            self.server.__exit__(None, None, None)
+        self.workshop.dvc("queue", "stop", check=False)
+
+
+def walk_through(workshop, walk):
+    """Each output block of the chapter with its commands and what they printed; and the
+    copy as it was right after the first ``dvc repro``."""
+    compared, commands, printed, first = [], None, None, None
+    for language, lines in fenced_blocks(chapter_text()):
+        if language == "text" and printed is not None:
+            compared.append((commands, lines, printed))
+            # serve_model.py prints a request to try: what it answers is the next block.
+            commands = [line.strip() for line in printed if line.strip().startswith("curl -X")]
+            printed = [out for line in commands for out in walk.run(line)] if commands else None
+            continue
+        commands = [line for line in lines if not line.startswith(tuple(NOT_RUN))]
+        printed = None
+        if language != "shell":
+            continue
+        started = time.monotonic()
+        printed = [out for line in commands for out in walk.run(line)]
+        if commands != lines:
+            printed = None  # not all of it ran, so there is nothing to compare
+        if commands == ["dvc repro"] and first is None:
+            first = SimpleNamespace(
+                printed="\n".join(printed),
+                seconds=time.monotonic() - started,
+                runs=workshop.runs(),
+                metrics=workshop.metrics(),
+                card=workshop.card(),
+                head=workshop.git("rev-parse", "HEAD").stdout.strip(),
+                ignored=workshop.git("status", "--porcelain", "--ignored").stdout,
+            )
+    return compared, first
+
+
 @pytest.fixture(scope="module")
-def reproduced(tmp_path_factory, empty_store_template):
-    """A workshop copy after its first ``dvc repro``, with the runs it logged and its time."""
+def chapter(tmp_path_factory, empty_store_template):
+    """A workshop copy in which the README's DVC chapter was walked through."""
     require_dvc()
-    workshop = Workshop(tmp_path_factory.mktemp("dvc") / "mlflow-workshop", empty_store_template)
-    started = time.monotonic()
-    result = workshop.dvc("repro")
-    seconds = time.monotonic() - started
-    return workshop, result, seconds, workshop.runs()
+    folder = tmp_path_factory.mktemp("dvc")
+    workshop = Workshop(folder / "mlflow-workshop", empty_store_template)
+    walk = Walk(workshop, folder)
+    try:
+        compared, first = walk_through(workshop, walk)
+    finally:
+        walk.stop()
+    return SimpleNamespace(
+        workshop=workshop,
+        first=first,
+        compared=compared,
+        printed=walk.printed,
+        runs=workshop.runs(),
+        baseline=workshop.git("rev-parse", "HEAD").stdout.strip(),
+    )
+
+
+def short_revs(lines):
+    """``dvc exp show``'s experiment commits, new in every copy, as ``<rev>``."""
+    return [re.sub(r"(── )[0-9a-f]{7} ", r"\1<rev> ", line) for line in lines]
+
+
+def test_the_readme_chapter_shows_what_its_commands_print(chapter):
+    """Each output block, against what its commands printed in the copy, normalised as
+    the README walkthrough does (ids, times, the folder: test_readme.differences)."""
+    last_commands = [commands[-1].split()[:2] for commands, _, _ in chapter.compared]
+    assert last_commands == [
+        ["dvc", "repro"],
+        ["dvc", "metrics"],
+        ["dvc", "exp"],
+        ["python", "compare_runs.py"],
+        ["python", "serve_model.py"],
+        ["curl", "-X"],
+    ]
+    root = chapter.workshop.root
+    drifted = [
+        f"{' && '.join(commands)}\n{difference}"
+        for commands, expected, printed in chapter.compared
+        if (difference := differences(short_revs(expected), short_revs(printed), root))
+    ]
+    assert not drifted, "README output blocks that drifted:\n\n" + "\n\n".join(drifted)
 
 
 # %%
@@ -139,46 +292,62 @@ def reproduced(tmp_path_factory, empty_store_template):
 # ---------
 
 
-def test_repro_logs_one_run_with_params_metrics_tags_and_a_version(reproduced):
-    workshop, result, seconds, runs = reproduced
-    assert ran_stages(result.stdout) == ["prepare", "train", "evaluate"]
+def test_repro_logs_one_run_with_params_metrics_tags_and_a_version(chapter):
+    workshop, first = chapter.workshop, chapter.first
+    assert ran_stages(first.printed) == ["prepare", "train", "evaluate"]
     # The issue asks for 30 s on two idle cores (17.7-17.9 s measured, README); a busy
     # machine doubles the wall-clock time, so only three times that fails the test.
-    assert seconds < 90, f"a full dvc repro took {seconds:.1f} s"
-    [run] = runs
+    assert first.seconds < 90, f"a full dvc repro took {first.seconds:.1f} s"
+    [run] = first.runs
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "repro_a0.5_l0.5"
     assert run.data.params == {"alpha": "0.5", "l1_ratio": "0.5", "test_size": "0.25", "seed": "42"}
     # The evaluate stage's scores, in MLflow as in metrics.json (dvc metrics show).
-    metrics = workshop.metrics()
+    metrics = first.metrics
     assert set(metrics) == {"rmse", "r2", "mae"}
     assert run.data.metrics == pytest.approx(metrics)
     assert 0.6 < metrics["rmse"] < 0.8 and 0.05 < metrics["r2"] < 0.3  # alpha 0.5 is a lot
-    head = workshop.git("rev-parse", "HEAD").stdout.strip()
     tags = run.data.tags
-    assert {"dvc_stage": "train", "git_commit": head, "model_type": "ElasticNet"}.items() <= (
+    assert {"dvc_stage": "train", "git_commit": first.head, "model_type": "ElasticNet"}.items() <= (
         tags.items()
     )
     assert "dvc_exp_name" not in tags  # dvc repro is no experiment
     # The model, registered; the card, the project's own record, names both.
-    [version] = workshop.client().search_model_versions(f"name = '{MODEL}'")
-    assert (int(version.version), version.run_id) == (1, run.info.run_id)
-    card = workshop.card()
-    assert card["mlflow_run_id"] == run.info.run_id
-    assert card["mlflow_model_uri"] == f"models:/{MODEL}/1"
+    version_1 = workshop.client().get_model_version(MODEL, "1")
+    assert version_1.run_id == run.info.run_id
+    assert first.card["mlflow_run_id"] == run.info.run_id
+    assert first.card["mlflow_model_uri"] == f"models:/{MODEL}/1"
     assert (workshop.pipeline / "model" / "model.skops").is_file()
     # Everything MLflow wrote is in the workshop's root, ignored by git.
     artifacts = workshop.root / "mlruns" / EXPERIMENT
     assert (artifacts / run.info.run_id / "artifacts" / "held_out_rows.json").is_file()
     assert not list(workshop.pipeline.glob("**/mlruns")) + list(workshop.pipeline.glob("**/*.db"))
-    status = workshop.git("status", "--porcelain", "--ignored").stdout
-    assert "!! mlflow.db" in status and "!! mlruns/" in status
-    assert "Traceback" not in result.stdout + result.stderr
-    print(f"dvc repro: {seconds:.1f} s")
+    assert "!! mlflow.db" in first.ignored and "!! mlruns/" in first.ignored
+    assert "Traceback" not in first.printed
+    print(f"dvc repro: {first.seconds:.1f} s")
 
 
-def test_no_change_repro_logs_no_run_and_a_param_change_reruns_what_it_touches(reproduced):
-    workshop, *_ = reproduced
+def test_the_logged_model_is_skops_with_signature_example_and_pinned_requirements(chapter):
+    """What train.py promises of the model, as test_train_wine_elasticnet checks it."""
+    uri = f"models:/{MODEL}/1"
+    training_rows = pd.read_csv(chapter.workshop.pipeline / "prepared" / "train.csv")
+    features = list(training_rows.drop(columns="quality").columns)
+    with mlflow_store(chapter.workshop):
+        info = mlflow.models.get_model_info(uri)
+        example = mlflow.models.Model.load(uri).load_input_example()
+        requirements = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text().split()
+    assert info.run_id == chapter.first.runs[0].info.run_id
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert info.signature.inputs.input_names() == features == chapter.first.card["features"]
+    assert info.signature.outputs.inputs[0].type.name == "float64"  # a quality score per wine
+    # The input example: the first five training wines, without their answer.
+    pd.testing.assert_frame_equal(example, training_rows[features].head(5))
+    pinned = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops")]
+    assert requirements == pinned
+
+
+def test_no_change_repro_logs_no_run_and_a_param_change_reruns_what_it_touches(chapter):
+    workshop = chapter.workshop
     before = len(workshop.runs())
     started = time.monotonic()
     again = workshop.dvc("repro")
@@ -199,30 +368,20 @@ def test_no_change_repro_logs_no_run_and_a_param_change_reruns_what_it_touches(r
     assert max(int(v.version) for v in versions) == before + 1
 
 
-def test_served_model_answers(reproduced, tmp_path):
-    """serve_model.py serves the registered version, and predicts what the saved model does."""
-    workshop, *_, runs = reproduced
-    port = free_port()
-    uri = f"models:/{MODEL}/1"
-    command = [sys.executable, "serve_model.py", "--model-uri", uri, "--port", str(port)]
-    with BackgroundProcess(command, tmp_path / "serve.log", workshop.env, workshop.root) as server:
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/ping", server.process)
-        except (RuntimeError, TimeoutError) as error:
-            pytest.fail(f"{error}\n{server.log()}")
-        test_rows = workshop.pipeline / "prepared" / "test.csv"
-        import pandas as pd
-
-        wines = pd.read_csv(test_rows).head(3)
-        body = {"dataframe_split": wines.drop(columns="quality").to_dict(orient="split")}
-        del body["dataframe_split"]["index"]
-        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=30)
-        assert response.status_code == 200, response.text
-    with mlflow_store(workshop):
-        model = mlflow.sklearn.load_model(uri)
-    expected = model.predict(wines.drop(columns="quality"))
-    assert response.json()["predictions"] == pytest.approx(list(expected))
-    assert runs[0].info.run_id in server.log()  # "... logged by run <id>"
+def test_the_served_version_answers_what_it_predicts_here(chapter):
+    """The chapter's serve_model.py (version 3) answered its own printed request with what
+    the registered model predicts in this process."""
+    [serve] = [line for line in chapter.printed if line.startswith("python serve_model.py")]
+    [request] = [line for line in chapter.printed if line.startswith("curl -X POST")]
+    version_3 = chapter.workshop.client().get_model_version(MODEL, "3")
+    assert f"logged by run {version_3.run_id}" in "\n".join(chapter.printed[serve])
+    body = json.loads(shlex.split(request)[-1])["dataframe_split"]
+    wines = pd.DataFrame(body["data"], columns=body["columns"])
+    with mlflow_store(chapter.workshop):
+        model = mlflow.sklearn.load_model(f"models:/{MODEL}/3")
+    answer = json.loads("".join(chapter.printed[request]))
+    assert answer["predictions"] == pytest.approx(list(model.predict(wines)))
+    assert len(wines) == 5
 
 
 class mlflow_store:
@@ -244,29 +403,25 @@ class mlflow_store:
 # ---------------------------------------------------------------------
 
 
-def test_experiments_log_runs_into_the_root_store_and_agree_on_the_best(reproduced):
-    workshop, *_ = reproduced
-    workshop.git("add", "dvc_pipeline")  # the baseline: dvc.lock and metrics.json too
-    workshop.git("commit", "--quiet", "--message", "Baseline of the wine pipeline")
-    before = {run.info.run_id for run in workshop.runs()}
-
-    workspace = workshop.dvc("exp", "run", "--name", "alpha-0.1", "-S", "train.alpha=0.1")
-    temporary = workshop.dvc(
-        "exp", "run", "--temp", "--name", "alpha-0.02", "-S", "train.alpha=0.02"
-    )
-    assert "Traceback" not in workspace.stderr + temporary.stderr
-
-    new = [run for run in workshop.runs() if run.info.run_id not in before]
-    assert [run.data.tags.get("dvc_exp_name") for run in new] == ["alpha-0.1", "alpha-0.02"]
-    assert [run.info.run_name for run in new] == ["alpha-0.1", "alpha-0.02"]
-    assert [run.data.params["alpha"] for run in new] == ["0.1", "0.02"]
-    baseline = workshop.git("rev-parse", "HEAD").stdout.strip()
-    assert {run.data.tags["git_commit"] for run in new} == {baseline}
+def test_experiments_log_runs_into_the_root_store_and_agree_on_the_best(chapter):
+    """The chapter's three experiments: in the workspace, --temp and from the queue."""
+    workshop = chapter.workshop
+    first = {run.info.run_id for run in chapter.first.runs}
+    new = [run for run in chapter.runs if run.info.run_id not in first]
+    names = ["alpha-0.1", "alpha-0.02", "alpha-0.05"]
+    assert [run.data.tags.get("dvc_exp_name") for run in new] == names
+    assert [run.info.run_name for run in new] == names
+    assert [run.data.params["alpha"] for run in new] == ["0.1", "0.02", "0.05"]
+    assert chapter.baseline != chapter.first.head  # the chapter commits the baseline first
+    assert {run.data.tags["git_commit"] for run in new} == {chapter.baseline}
     assert all(run.info.status == "FINISHED" and run.data.metrics for run in new)
-    # The temporary copy is gone; its run and its artifacts are in the root store.
+    assert re.search(r"alpha-0\.05 .* Success", "\n".join(chapter.printed["dvc queue status"]))
+    # The temporary copies are gone; their runs and artifacts are in the root store.
     assert not list((workshop.pipeline / ".dvc" / "tmp" / "exps").glob("tmp*"))
-    held_out = f"{new[1].info.run_id}/artifacts/held_out_rows.json"
-    assert (workshop.root / "mlruns" / EXPERIMENT / held_out).is_file()
+    for run in new[1:]:
+        held_out = f"{run.info.run_id}/artifacts/held_out_rows.json"
+        assert (workshop.root / "mlruns" / EXPERIMENT / held_out).is_file()
+    assert "Traceback" not in "\n".join(sum(chapter.printed.values(), []))
 
     # dvc exp show and compare_runs.py name the same best experiment.
     shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
@@ -276,24 +431,12 @@ def test_experiments_log_runs_into_the_root_store_and_agree_on_the_best(reproduc
         for experiment in row.get("experiments") or []
         for exp in experiment["revs"]
     }
-    assert {"alpha-0.1", "alpha-0.02"} <= set(experiments)
+    assert set(names) <= set(experiments)
     best_in_dvc = min(experiments, key=experiments.get)
-    compared = workshop.python("compare_runs.py", "--experiment", EXPERIMENT)
-    best_line = next(line for line in compared.stdout.splitlines() if line.startswith("Best run"))
+    compared = chapter.printed[f"python compare_runs.py --experiment {EXPERIMENT}"]
+    best_line = next(line for line in compared if line.startswith("Best run"))
     assert best_line.startswith(f"Best run by metrics.rmse ASC: {best_in_dvc} ")
     assert f"rmse = {experiments[best_in_dvc]:.3f}" in best_line
-
-    # A queued experiment runs in a temporary copy too, in a worker DVC starts.
-    workshop.dvc("exp", "run", "--queue", "--name", "alpha-0.05", "-S", "train.alpha=0.05")
-    workshop.dvc("queue", "start")
-    try:
-        status = wait_for_queue(workshop)
-    finally:
-        workshop.dvc("queue", "stop", check=False)
-    assert re.search(r"alpha-0\.05 .* Success", status), status
-    [queued] = [run for run in workshop.runs() if run.info.run_id not in before][2:]
-    assert queued.data.tags["dvc_exp_name"] == "alpha-0.05"
-    assert queued.info.status == "FINISHED"
 
 
 def wait_for_queue(workshop, timeout=180):
@@ -349,6 +492,9 @@ def test_a_bad_param_stops_its_stage_with_one_sentence(
     assert f"failed to reproduce '{stage}'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert workshop.runs() == []  # nothing logged, so nothing left RUNNING
+    if "train.alpha" in message:  # the README's example, all that DVC prints on stderr
+        readme = chapter_output_with("params.yaml: train.alpha")
+        assert differences(readme, result.stderr.splitlines(), workshop.root) == ""
 
 
 def test_a_missing_data_file_stops_the_pipeline_with_one_sentence(tmp_path):
@@ -370,19 +516,72 @@ def test_a_missing_data_file_stops_the_pipeline_with_one_sentence(tmp_path):
     assert not (workshop.root / "mlflow.db").exists()
 
 
+def chapter_output_with(text):
+    """The chapter's one output block with ``text`` in it."""
+    [block] = [
+        lines
+        for language, lines in fenced_blocks(chapter_text())
+        if language == "text" and any(text in line for line in lines)
+    ]
+    return block
+
+
+def test_the_source_tutorials_file_store_is_refused_as_the_readme_shows(tmp_path):
+    """MLflow 3.17.2 refuses ``file:./logs/mlruns``, in the sentence the README quotes."""
+    code = "import mlflow; mlflow.set_tracking_uri('file:./logs/mlruns'); mlflow.search_runs()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    readme = chapter_output_with("The filesystem tracking backend")
+    assert differences(readme, result.stderr.splitlines()[-1:], tmp_path) == ""
+
+
+# %%
+# Nothing leaves the machine
+# --------------------------
+
+
+def test_the_committed_dvc_config_turns_analytics_and_update_checks_off(tmp_path):
+    """dvc_pipeline/.dvc/config does it itself: no DVC_NO_ANALYTICS, no user or system
+    config of this computer (the copy's are empty folders of its own)."""
+    require_dvc()
+    workshop = Workshop(tmp_path / "mlflow-workshop")
+    workshop.git("ls-files", "--error-unmatch", "dvc_pipeline/.dvc/config")  # committed
+    for option in ("core.analytics", "core.check_update"):
+        # DVC_NO_ANALYTICS stays set here, in case the config ever says otherwise.
+        shown = workshop.dvc("config", "--show-origin", option).stdout.split()
+        assert shown == [".dvc/config", "false"], option
+    # What DVC decides from that config alone, asked without acting on it.
+    env = {k: v for k, v in workshop.env.items() if k != "DVC_NO_ANALYTICS"}
+    code = (
+        "from dvc import analytics; from dvc.updater import Updater;"
+        f"print(analytics.is_enabled(), Updater({str(tmp_path)!r}).is_enabled())"
+    )
+    asked = subprocess.run(
+        [sys.executable, "-c", code], cwd=workshop.pipeline, env=env, capture_output=True, text=True
+    )
+    assert asked.stdout.split() == ["False", "False"], asked.stderr
+    # The README shows the file as it is.
+    [shown] = [lines for language, lines in fenced_blocks(chapter_text()) if language == "ini"]
+    assert shown == (PIPELINE / ".dvc" / "config").read_text().splitlines()
+
+
 # %%
 # The runs in the MLflow UI: the README's picture
 # -----------------------------------------------
 
 
-def test_the_pipelines_runs_appear_in_the_ui(reproduced, tmp_path):
+def test_the_pipelines_runs_appear_in_the_ui(chapter, tmp_path):
     """The README's ``mlflow ui`` over the copy's store, in headless Chromium (see test_ui.py)."""
     from test_ui import expect, participant_browser, require_browser, screenshot, ui_command
 
     import plumbing
 
     require_browser()
-    workshop, *_ = reproduced
+    workshop = chapter.workshop
     runs = workshop.runs()
     experiment_id = runs[0].info.experiment_id
     port = free_port()
@@ -416,10 +615,7 @@ def test_the_pipelines_runs_appear_in_the_ui(reproduced, tmp_path):
 
 def readme_diffs():
     """The ```diff blocks of the README's DVC chapter, as one patch."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    chapter = readme[readme.index("## MLflow in an existing DVC pipeline") :]
-    chapter = chapter[: chapter.index("\n## ", 1)]
-    return "".join(re.findall(r"^```diff\n(.*?)^```", chapter, flags=re.M | re.S))
+    return "".join(re.findall(r"^```diff\n(.*?)^```", chapter_text(), flags=re.M | re.S))
 
 
 def test_the_readme_diff_undone_gives_the_pipeline_before_mlflow(tmp_path):
