@@ -219,10 +219,10 @@ def walk_through(workshop, walk):
             commands = [line.strip() for line in printed if line.strip().startswith("curl -X")]
             printed = [out for line in commands for out in walk.run(line)] if commands else None
             continue
-        commands = [line for line in lines if not line.startswith(tuple(NOT_RUN))]
         printed = None
         if language != "shell":
             continue
+        commands = [line for line in lines if not line.startswith(tuple(NOT_RUN))]
         started = time.monotonic()
         printed = [out for line in commands for out in walk.run(line)]
         if commands != lines:
