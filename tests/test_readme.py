@@ -127,7 +127,11 @@ def workshop_copy(tmp_path):
     """A fresh-clone stand-in: the tracked top-level files, data/ and plumbing/, no store."""
     copy = tmp_path / "mlflow-workshop"
     copy.mkdir()
-    for path in [*REPO_ROOT.glob("*.py"), REPO_ROOT / "ui.env"]:
+    for path in [
+        *REPO_ROOT.glob("*.py"),
+        REPO_ROOT / "ui.env",
+        REPO_ROOT / "spark-log4j2.properties",
+    ]:
         shutil.copy(path, copy)
     for folder in ["data", "plumbing", "tests"]:
         shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
@@ -142,6 +146,7 @@ class Walkthrough:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env["PATH"]
         self.servers = []
+        self.served_port = None  # the port of serve_model.py, once the README starts it
 
     def client(self):
         return mlflow.MlflowClient(sqlite_uri(self.folder / "mlflow.db"))
@@ -154,6 +159,50 @@ class Walkthrough:
             demo = self.client().get_experiment_by_name("demo-mlflow-artifacts")
             line = line.replace("<EXPERIMENT_ID>", demo.experiment_id)
         return line
+
+    def run_readme_line(self, line):
+        """Run one line of a README bash block: what it printed, or None if that is not
+        compared (a line left out here, a server started)."""
+        if not_run_here(line):
+            return None
+        line = self.substitute(line)
+        if line.startswith(FOREGROUND_SERVERS[:2]):
+            port = self.start_server(line, "/health")
+            names = {
+                e.name for e in mlflow.MlflowClient(f"http://127.0.0.1:{port}").search_experiments()
+            }
+            assert "demo-mlflow-artifacts" in names, names
+            return None
+        if line.startswith("python serve_model.py"):
+            self.served_port = self.start_server(line, "/ping")
+            return None
+        if line.startswith("rm -rf mlflow.db"):
+            # Before starting over: everything the lessons logged finished.
+            runs = all_runs(self.client())
+            assert runs and all(run.info.status == "FINISHED" for run in runs)
+            self.run(line)
+            assert not (self.folder / "mlflow.db").exists()
+            return []
+        if self.served_port is not None:
+            line = line.replace("127.0.0.1:5001", f"127.0.0.1:{self.served_port}")
+        return self.run(line).stdout.splitlines()
+
+    def transcript(self, block):
+        """Each ``$ command`` line of ``block`` with what it prints (stdout, then stderr),
+        whatever its exit status: such blocks show errors."""
+        printed = []
+        for line in block:
+            if line.startswith("$ "):
+                result = subprocess.run(
+                    ["bash", "-c", line[2:]],
+                    cwd=self.folder,
+                    env=self.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                printed += [line, *result.stdout.splitlines(), *result.stderr.splitlines()]
+        return printed
 
     def run(self, line):
         result = subprocess.run(
@@ -244,50 +293,34 @@ def differences(expected, printed, folder):
     return "README:\n" + "\n".join(expected) + "\nprinted:\n" + text
 
 
+def check_python_client(walk):
+    """The README's Python client, against the model server still running."""
+    [client_code] = [
+        code
+        for code in re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
+        if "127.0.0.1:5001" in code
+    ]
+    client_code = client_code.replace("127.0.0.1:5001", f"127.0.0.1:{walk.served_port}")
+    result = walk.run(f"python - <<'EOF'\n{client_code}EOF")
+    assert result.stdout.strip() == "['setosa', 'versicolor', 'virginica']"
+
+
 def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
     """Every bash line, in order; a text block right after a bash block is what it prints."""
     walk = Walkthrough(workshop_copy, tmp_path)
-    served_port = None
     printed = None  # the stdout of the last bash block, if it printed to compare
     drifted = []  # README output blocks that differ from the real output
     try:
         for language, block in fenced_blocks():
+            if language == "text" and block[0].startswith("$ "):  # commands and their output
+                printed = walk.transcript(block)
             if language == "text" and printed is not None:
                 drifted.append(differences(block, printed, workshop_copy))
             printed = [] if language == "bash" else None
             for line in block if language == "bash" else []:
-                if not_run_here(line):
-                    printed = None
-                    continue
-                line = walk.substitute(line)
-                if line.startswith(FOREGROUND_SERVERS[:2]):
-                    printed = None
-                    port = walk.start_server(line, "/health")
-                    ui_client = mlflow.MlflowClient(f"http://127.0.0.1:{port}")
-                    names = {e.name for e in ui_client.search_experiments()}
-                    assert "demo-mlflow-artifacts" in names, names
-                elif line.startswith("python serve_model.py"):
-                    printed = None
-                    served_port = walk.start_server(line, "/ping")
-                elif line.startswith("rm -rf mlflow.db"):
-                    # Before starting over: everything the lessons logged finished.
-                    runs = all_runs(walk.client())
-                    assert runs and all(run.info.status == "FINISHED" for run in runs)
-                    walk.run(line)
-                    assert not (workshop_copy / "mlflow.db").exists()
-                else:
-                    if served_port is not None:
-                        line = line.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
-                    printed += walk.run(line).stdout.splitlines()
-        # The README's Python client, against the model server still running.
-        [client_code] = [
-            code
-            for code in re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
-            if "127.0.0.1:5001" in code
-        ]
-        client_code = client_code.replace("127.0.0.1:5001", f"127.0.0.1:{served_port}")
-        result = walk.run(f"python - <<'EOF'\n{client_code}EOF")
-        assert result.stdout.strip() == "['setosa', 'versicolor', 'virginica']"
+                output = walk.run_readme_line(line)
+                printed = None if output is None or printed is None else printed + output
+        check_python_client(walk)
     finally:
         walk.stop_servers()
     drifted = [difference for difference in drifted if difference]
