@@ -190,6 +190,28 @@ def test_without_java_one_sentence_and_exit_1(tmp_path, tracking_store, client, 
     assert all_runs(client) == []
 
 
+# What the README says the lesson prints to stderr besides its own lines ("Train and
+# track a Spark forest"); anything else (Spark's log, log4j, a warning) is news.
+README_STDERR = (
+    "WARNING: Using incubator modules: jdk.incubator.vector",
+    "INFO mlflow.spark: File '",
+    "Successfully registered model 'spark_breast_cancer_classifier'.",
+    "Created version '1' of model 'spark_breast_cancer_classifier'.",
+)
+
+
+def test_prints_to_stderr_only_what_the_readme_explains(tracking_store, client, tmp_path):
+    """A participant's run, in a process of its own: Spark started by the lesson."""
+    require_spark()
+    result = run_script(str(REPO_ROOT / "train_spark_forest.py"), "--grid", "2:2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    logged_at = r"^\d{4}/\d\d/\d\d [\d:]{8} "  # MLflow's log lines start with the time
+    lines = [re.sub(logged_at, "", line) for line in result.stderr.splitlines()]
+    unexplained = [line for line in lines if not line.startswith(README_STDERR)]
+    assert unexplained == []
+    assert {run.info.status for run in all_runs(client)} == {"FINISHED"}
+
+
 def test_without_pyspark_one_sentence_and_exit_1(tmp_path, tracking_store, client):
     # A new process, so that the lesson's own imports meet the missing pyspark: a
     # module named pyspark that cannot be imported shadows the installed one.
