@@ -209,6 +209,19 @@ def wait_for_http(url, process=None, timeout=120):
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
+def children_of(pid):
+    """Process ids whose parent is ``pid`` (Linux; elsewhere none are known)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 class BackgroundProcess:
     """A server started for a test and always stopped, with its whole process group.
 

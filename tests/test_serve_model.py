@@ -246,3 +246,10 @@ def test_readme_body_is_the_three_species():
     assert body["columns"] == list(iris.data.columns)
     assert body["data"] == iris.data.iloc[[0, 50, 100]].values.tolist()
     assert list(iris.target_names[iris.target.iloc[[0, 50, 100]]]) == SPECIES
+
+
+def test_a_tracking_uri_of_no_known_form_is_one_sentence(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "foo://bar")
+    with pytest.raises(SystemExit) as exit_info:
+        serve_model.main(["--port", str(free_port())])
+    assert exit_info.value.code.startswith("MLFLOW_TRACKING_URI=foo://bar is not a tracking store")

@@ -31,6 +31,7 @@ from conftest import (
     REPO_ROOT,
     BackgroundProcess,
     all_runs,
+    children_of,
     free_port,
     require,
     run_script,
@@ -118,19 +119,6 @@ def wait_until_gone(pid, timeout=30):
             return
         time.sleep(0.1)
     raise TimeoutError(f"process {pid} still exists after {timeout} s")
-
-
-def children_of(pid):
-    """Process ids whose parent is ``pid`` (Linux; elsewhere none are known)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
 
 
 class Stack:
@@ -819,10 +807,11 @@ def test_script_without_password_says_so(team_stack, signed_in, monkeypatch, tmp
             demo.main(["--n-estimators", "2"])
     finally:
         mlflow.set_tracking_uri(None)
-    message = str(exit_info.value.code)
-    assert message.startswith(f"Could not use the MLflow tracking store at {team_stack.url}: ")
-    assert "401" in message
-    assert "\n" not in message
+    assert exit_info.value.code == (
+        f"Could not use the MLflow tracking store at {team_stack.url}: the server does not let "
+        "in user 'alice' with this password (401): set MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD to your account on it."
+    )
 
 
 def create_experiment_with_run(stack, user, name):
@@ -926,3 +915,43 @@ def test_a_user_who_may_only_read_gets_one_sentence(team_stack, signed_in, works
         "not write to the experiment 'demo-mlflow-artifacts' (403): its owner or an admin "
         "must grant you EDIT permission on it (team/README.md, sign-in)."
     )
+
+
+def test_a_user_who_may_not_register_gets_one_sentence(team_stack, signed_in, workshop_copy):
+    """The iris experiment and its registered model are the admin's; dave may log runs into
+    the experiment, not add versions to the model: his sweep's runs are FAILED, one sentence."""
+    admin = ("admin", NEW_ADMIN_PASSWORD)
+    sweep = ("train_iris_sweep.py", "--grid", "2:1")
+    as_admin = clean_env(
+        MLFLOW_TRACKING_URI=team_stack.url,
+        MLFLOW_TRACKING_USERNAME=admin[0],
+        MLFLOW_TRACKING_PASSWORD=admin[1],
+    )
+    first = run_script(*sweep, cwd=workshop_copy, env=as_admin)  # both exist from here on
+    assert first.returncode == 0, first.stderr
+    dave, password = add_user(team_stack, signed_in, "dave-logs-runs")
+    by_name = {"experiment_name": "iris_classification"}
+    found = api(team_stack, "GET", "2.0/mlflow/experiments/get-by-name", auth=admin, params=by_name)
+    experiment_id = found.json()["experiment"]["experiment_id"]
+    assert grant(team_stack, admin, dave, experiment_id, "EDIT").status_code == 200
+    as_dave = {**as_admin, "MLFLOW_TRACKING_USERNAME": dave, "MLFLOW_TRACKING_PASSWORD": password}
+    before = {run["info"]["run_id"] for run in runs_in(team_stack, admin, experiment_id)}
+    result = run_script(*sweep, cwd=workshop_copy, env=as_dave)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Could not use the MLflow tracking store at {team_stack.url}: user 'dave-logs-runs' "
+        "may not write to the registered model (403): its owner or an admin must grant you "
+        "EDIT permission on it (team/README.md, sign-in)."
+    )
+    daves = [
+        run
+        for run in runs_in(team_stack, admin, experiment_id)
+        if run["info"]["run_id"] not in before
+    ]
+    assert len(daves) == 2  # the sweep's parent run and its one child
+    assert {run["info"]["status"] for run in daves} == {"FAILED"}
+
+
+def runs_in(stack, auth, experiment_id):
+    search = {"experiment_ids": [experiment_id], "max_results": 1000}
+    return api(stack, "POST", "2.0/mlflow/runs/search", auth=auth, json=search).json()["runs"]

@@ -29,6 +29,7 @@ from conftest import (
     REPO_ROOT,
     WINE_CSV,
     BackgroundProcess,
+    children_of,
     free_port,
     require,
     run_script,
@@ -176,10 +177,11 @@ def participant_browser(ui_url, viewport=VIEWPORT):
 class UI:
     """The running UI and what the store holds, for the tests to look up ids."""
 
-    def __init__(self, url, tracking_uri, folder):
+    def __init__(self, url, tracking_uri, folder, server):
         self.url = url
         self.client = mlflow.MlflowClient(tracking_uri)
         self.folder = folder  # the workshop copy whose store the UI serves
+        self.server = server  # the BackgroundProcess running the README's command
 
     def experiment(self, name):
         return self.client.get_experiment_by_name(name)
@@ -234,7 +236,7 @@ def mlflow_ui(tmp_path_factory, empty_store_template):
             wait_for_http(f"http://127.0.0.1:{port}/health", server.process)
         except (RuntimeError, TimeoutError) as error:
             pytest.fail(f"{error}\n{server.log()[-3000:]}")
-        yield UI(f"http://127.0.0.1:{port}", sqlite_uri(workshop / "mlflow.db"), workshop)
+        yield UI(f"http://127.0.0.1:{port}", sqlite_uri(workshop / "mlflow.db"), workshop, server)
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +287,20 @@ def expect_visible(*locators):
 # %%
 # Tests
 # -----
+
+
+def test_the_readme_command_starts_two_processes_and_prints_no_warning(mlflow_ui):
+    """ui.env and --workers 1: one web worker and no job consumers (the plain `mlflow ui`
+    started 15 processes), and MLflow's Starlette warning hidden."""
+    if sys.platform != "linux":
+        pytest.skip("counts processes through /proc")
+    processes, unseen = [], [mlflow_ui.server.process.pid]
+    while unseen:
+        processes.append(pid := unseen.pop())
+        unseen += children_of(pid)
+    assert len(processes) == 2
+    log = mlflow_ui.server.log()
+    assert "Warning" not in log and "Traceback" not in log, log
 
 
 def test_experiments_list_shows_every_workshop_experiment(page, mlflow_ui):
