@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -189,16 +190,18 @@ def test_iris_sweep_models_predict_species(store, capsys, uri):
 
 
 def test_a_bare_array_is_refused_and_a_dataframe_is_the_fix(store):
-    """The README's "a bare array" example: MLflow's own error, then the fix, as printed there."""
-    from sklearn.datasets import load_iris
-
-    model = mlflow.pyfunc.load_model("models:/iris_classifier@champion")
+    """The README's "a bare array" example, run as printed there: MLflow's own error,
+    the line the README shows, then the fix and the prediction in its comment."""
+    readme = README.read_text().split("### Predicting from your own code", 1)[1]
+    code, shown_error, fix = re.search(
+        r"```python\n(.*?)```\s*```text\n(.*?)\n```.*?```python\n(.*?)```", readme, re.S
+    ).groups()
+    names = {}
     with pytest.raises(mlflow.exceptions.MlflowException) as error:
-        model.predict(load_iris().data[:1])
-    message = str(error.value)
-    assert "Model is missing inputs ['sepal length (cm)', 'sepal width (cm)'," in message
-    assert "Note that there were extra inputs: [0, 1, 2, 3]" in message
-    assert list(model.predict(load_iris(as_frame=True).data[:1])) == ["setosa"]
+        exec(code, names)
+    assert f"mlflow.exceptions.MlflowException: {error.value}" == shown_error
+    call, _, shown_prediction = fix.strip().partition("  # ")
+    assert str(list(eval(call, names))) == shown_prediction
 
 
 def test_wine_model_shows_errors_and_their_mean(store, capsys):
