@@ -459,9 +459,7 @@ def test_ctrl_c_while_mlflow_is_being_imported_is_one_line():
 
 
 def test_a_store_elsewhere_gets_the_readme_ui_command_with_its_uri(tracking_store):
-    mlflow.set_tracking_uri(tracking_store)
-    with mlflow.start_run() as run:
-        pass
+    run = mlflow.MlflowClient(tracking_store).create_run("0")  # in the Default experiment
     intro, command, link = plumbing.where_to_look(run)
     assert intro == f"See it in the UI: from {plumbing.REPO_ROOT} run"
     assert command.strip() == plumbing.UI_COMMAND.replace("sqlite:///mlflow.db", tracking_store)

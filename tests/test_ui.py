@@ -146,13 +146,14 @@ def ui_command(port, store_uri=None):
 
 
 @contextlib.contextmanager
-def participant_browser(ui_url, viewport=VIEWPORT):
+def participant_browser(ui_url, viewport=VIEWPORT, first_visit=False):
     """A headless Chromium context set up as a workshop participant leaves it.
 
     On the first visit the UI opens in its GenAI view with an assistant panel;
     a participant switches to "Model training" and closes the panel once, and
-    the UI remembers both in the browser's local storage. Only 127.0.0.1 is
-    reachable: nothing leaves the machine.
+    the UI remembers both in the browser's local storage (not with
+    ``first_visit``: a fresh profile). Only 127.0.0.1 is reachable: nothing
+    leaves the machine.
     """
     require_browser()
     with sync_playwright() as playwright:
@@ -162,6 +163,9 @@ def participant_browser(ui_url, viewport=VIEWPORT):
             context.set_default_timeout(TIMEOUT_MS)
             expect.set_options(timeout=TIMEOUT_MS)
             context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/).*"), lambda r: r.abort())
+            if first_visit:
+                yield context
+                return
             page = context.new_page()
             page.goto(f"{ui_url}/#/experiments")
             page.get_by_role("button", name="Model training").click()
@@ -301,6 +305,20 @@ def test_the_readme_command_starts_two_processes_and_prints_no_warning(mlflow_ui
     assert len(processes) == 2
     log = mlflow_ui.server.log()
     assert "Warning" not in log and "Traceback" not in log, log
+
+
+def test_a_printed_link_opens_model_training_on_a_first_visit(mlflow_ui):
+    """The link a lesson prints, in a fresh browser profile: the run in the Model training
+    view (its breadcrumb says Runs; the GenAI view says Evaluations and lists Judges)."""
+    [run] = mlflow_ui.runs("demo-mlflow-artifacts")
+    link = plumbing.where_to_look(run)[-1].split("then open ")[1]
+    with participant_browser(mlflow_ui.url, first_visit=True) as context:
+        page = context.new_page()
+        page.goto(link.replace(plumbing.next_steps.UI_URL, mlflow_ui.url))
+        expect(page.get_by_role("link", name="Runs", exact=True).first).to_be_visible()
+        expect(page.get_by_text(run.info.run_name, exact=True).first).to_be_visible()
+        assert page.get_by_text("Judges", exact=True).count() == 0
+        assert page.get_by_role("link", name="Evaluations", exact=True).count() == 0
 
 
 def test_experiments_list_shows_every_workshop_experiment(page, mlflow_ui):
