@@ -193,19 +193,13 @@ class Walkthrough:
         printed = []
         for line in block:
             if line.startswith("$ "):
-                result = subprocess.run(
-                    ["bash", "-c", line[2:]],
-                    cwd=self.folder,
-                    env=self.env,
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                )
+                result = self.bash(line[2:])
                 printed += [line, *result.stdout.splitlines(), *result.stderr.splitlines()]
         return printed
 
-    def run(self, line):
-        result = subprocess.run(
+    def bash(self, line):
+        """``line`` run by bash in the copy, whatever its exit status."""
+        return subprocess.run(
             ["bash", "-c", line],
             cwd=self.folder,
             env=self.env,
@@ -213,6 +207,9 @@ class Walkthrough:
             text=True,
             timeout=600,
         )
+
+    def run(self, line):
+        result = self.bash(line)
         assert result.returncode == 0, f"{line!r} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
