@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # MLflow 3 reports anonymous usage to its makers; tests send nothing beyond
@@ -190,7 +191,6 @@ def free_port():
 
 def wait_for_http(url, process=None, timeout=120):
     """Poll ``url`` until it answers 200; fail early if ``process`` exits first."""
-    import time
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -266,6 +266,14 @@ class BackgroundProcess:
 
     def log(self):
         return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, text, timeout=30):
+        """The first line of the log that holds ``text``, once it is printed."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"{text!r} never printed:\n{self.log()}"
+            time.sleep(0.1)
+        return next(line for line in self.log().splitlines() if text in line)
 
 
 def start_script(*args, cwd, env=None):

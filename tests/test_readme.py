@@ -42,6 +42,7 @@ SETUP_LINE = re.compile(
     r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop|uv run (demo.py|pytest)$)"
 )
 FOREGROUND_SERVERS = ("mlflow --env-file ui.env ui ", "mlflow ui ", "python serve_model.py")
+SERVE_READY_LINE = "Stop the server with Ctrl+C."
 
 
 SPARK_MISSING = spark_missing()
@@ -175,7 +176,7 @@ class Walkthrough:
             return None
         if line.startswith("python serve_model.py"):
             self.served_port = self.start_server(line, "/ping")
-            return None
+            return self.served_start_up()
         if line.startswith("rm -rf mlflow.db"):
             # Before starting over: everything the lessons logged finished.
             runs = all_runs(self.client())
@@ -231,6 +232,12 @@ class Walkthrough:
             raise AssertionError(f"{line!r} did not start:\n{server.log()}") from None
         return port
 
+    def served_start_up(self):
+        """What serve_model.py printed up to its last start-up line, at the README's port."""
+        last_line = self.servers[-1].wait_for_line(SERVE_READY_LINE)
+        log = self.servers[-1].log().replace(f"127.0.0.1:{self.served_port}", "127.0.0.1:5001")
+        return log.partition(last_line)[0].splitlines() + [last_line]
+
     def stop_servers(self):
         for server in self.servers:
             server.__exit__(None, None, None)
@@ -272,13 +279,13 @@ def normalised(lines, folder):
 def differences(expected, printed, folder):
     """'' if the README's output block is what was printed, else both, to show.
 
-    Line for line after ``normalised``; a line ``...`` stands for any lines,
-    a line ending in ``…`` for any line that starts so.
+    Line for line after ``normalised``; a line ``...`` (or ``… (what they are) …``)
+    stands for any lines, a line ending in ``…`` for any line that starts so.
     """
     expected, printed = normalised(expected, folder), normalised(printed, folder)
     pattern = "".join(
         "(?:.*\n)*?"
-        if line == "..."
+        if line == "..." or re.fullmatch(r"… \(.*\) …", line)
         else re.escape(line[:-1]) + ".*\n"  # a long line cut short with …
         if line.endswith("…")
         else re.escape(line) + "\n"

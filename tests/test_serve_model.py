@@ -59,14 +59,6 @@ def start_server(tmp_path, name="server"):
     return server, port
 
 
-def wait_for_line(server, text, timeout=30):
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} never printed:\n{server.log()}"
-        time.sleep(0.1)
-    return next(line for line in server.log().splitlines() if text in line)
-
-
 def test_serves_the_champion_over_http(tracking_store, tmp_path):
     train_iris_sweep.main(["--grid", "10:2"])
     server, port = start_server(tmp_path)
@@ -76,7 +68,7 @@ def test_serves_the_champion_over_http(tracking_store, tmp_path):
             wait_for_http(f"{url}/ping", server.process)
         except (RuntimeError, TimeoutError) as error:
             pytest.fail(f"{error}\n{server.log()}")
-        printed_curl = wait_for_line(server, "curl -X POST")
+        printed_curl = server.wait_for_line("curl -X POST")
         assert "Stop the server with Ctrl+C." in server.log()
         assert f"Serving at {url} (ready after " in server.log()
         assert f"  curl {url}/ping\n  curl {url}/version\n" in server.log()
@@ -126,7 +118,7 @@ def test_sigterm_to_the_script_alone_stops_the_server(tracking_store, tmp_path):
     train_iris_sweep.main(["--grid", "3:2"])
     server, port = start_server(tmp_path, "sigterm")
     with server:
-        wait_for_line(server, "Stop the server with Ctrl+C.", timeout=120)
+        server.wait_for_line("Stop the server with Ctrl+C.", timeout=120)
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0, server.log()
     assert "Server stopped." in server.log()
