@@ -236,6 +236,7 @@ class Walkthrough:
         """What serve_model.py printed up to its last start-up line, at the README's port."""
         last_line = self.servers[-1].wait_for_line(SERVE_READY_LINE)
         log = self.servers[-1].log().replace(f"127.0.0.1:{self.served_port}", "127.0.0.1:5001")
+        log = log.replace(f"--port {self.served_port}", "--port 5001")
         return log.partition(last_line)[0].splitlines() + [last_line]
 
     def stop_servers(self):
