@@ -27,7 +27,6 @@ from plumbing.flags import (
     non_negative_number,
     port_number,
     positive_int,
-    positive_number,
     seed,
     spark_grid,
     spark_master,

@@ -38,7 +38,6 @@ INF = float("inf")
 positive_int = _checked(int, lambda v: 1 <= v < 2**31, "a whole number of at least 1, below 2**31")
 # scikit-learn and NumPy take seeds from 0 to 2**32 - 1.
 seed = _checked(int, lambda v: 0 <= v < 2**32, "a whole number from 0 to 4294967295")
-positive_number = _checked(float, lambda v: 0 < v < INF, "a number above 0")
 # Above 1, a network's steps are so long that its weights can overflow to infinity.
 learning_rate = _checked(float, lambda v: 0 < v <= 1, "a number above 0, at most 1")
 non_negative_number = _checked(float, lambda v: 0 <= v < INF, "a number of at least 0")
