@@ -8,6 +8,7 @@ relative ``sqlite:///mlflow.db`` would make a new, empty store in each folder).
 import atexit
 import gc
 import os
+import traceback
 import urllib.parse
 from importlib.metadata import version
 from pathlib import Path
@@ -130,9 +131,21 @@ def unreachable_message(uri, error):
     elif code == "PERMISSION_DENIED":  # HTTP 403: signed in, but may only read (or not even)
         registry = "registered-models" in reason or "model-versions" in reason
         name = EXPERIMENT_IN_USE.get("name")
-        what = "the registered model" if registry or not name else f"the experiment {name!r}"
+        what = _refused_model(error) if registry or not name else f"the experiment {name!r}"
         reason = (
             f"{f'user {user!r}' if user else 'you'} may not write to {what} (403): its owner "
             "or an admin must grant you EDIT permission on it (team/README.md, sign-in)."
         )
     return f"Could not use the MLflow tracking store at {uri}: {reason}"
+
+
+def _refused_model(error):
+    """The registered model a refused registry request was about, named by the ``name``
+    argument of the model-registry store's call that sent it (each of them takes one)."""
+    names = [
+        frame.f_locals["name"]
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+        if frame.f_globals.get("__name__") == "mlflow.store.model_registry.rest_store"
+        and isinstance(frame.f_locals.get("name"), str)
+    ]
+    return f"the registered model {names[-1]!r}" if names else "the registered model"

@@ -862,13 +862,19 @@ def test_with_edit_others_log_but_cannot_delete_or_take_over(team_stack, signed_
     )
 
 
-def test_with_read_a_second_user_cannot_change_the_first_users_experiment(
-    team_stack, signed_in, timings
-):
-    """MLflow's default, --default-permission READ: others look, only the creator writes."""
+@pytest.fixture(scope="module")
+def read_by_default(team_stack, signed_in, timings):
+    """The stack restarted with MLflow's default, --default-permission READ, for the tests
+    from here on: others look, only an experiment's creator (or an admin) writes."""
     assert team_stack.run("stop").returncode == 0
     seconds = team_stack.start("--auth", "--default-permission", "READ")
     timings.add("restart with --auth --default-permission READ", seconds)
+
+
+def test_with_read_a_second_user_cannot_change_the_first_users_experiment(
+    team_stack, signed_in, read_by_default
+):
+    """With READ by default, bob looks at alice's experiment but cannot change it."""
     alice = signed_in["alice"]  # accounts survive the restart: they live in PostgreSQL
     bob = add_user(team_stack, signed_in, "bob-reads")
     experiment_id, alice_run = create_experiment_with_run(team_stack, alice, "alice-own")
@@ -899,9 +905,16 @@ def test_with_read_a_second_user_cannot_change_the_first_users_experiment(
     assert as_bob("runs/create", {"experiment_id": experiment_id}) == 200
 
 
-def test_a_user_who_may_only_read_gets_one_sentence(team_stack, signed_in, workshop_copy):
-    """Still --default-permission READ (the test above): carol may look at the demo's
-    experiment, which others created, but not add a run to it."""
+def test_a_user_who_may_only_read_gets_one_sentence(
+    team_stack, signed_in, read_by_default, workshop_copy
+):
+    """With READ by default, carol may look at the demo's experiment, which others
+    created, but not add a run to it."""
+    demo = {"experiment_name": "demo-mlflow-artifacts"}
+    admin = signed_in["admin"]
+    found = api(team_stack, "GET", "2.0/mlflow/experiments/get-by-name", auth=admin, params=demo)
+    if not found.ok:  # no earlier test's demo.py made it: the admin does
+        create_experiment_with_run(team_stack, admin, demo["experiment_name"])
     carol, password = add_user(team_stack, signed_in, "carol-reads")
     env = clean_env(
         MLFLOW_TRACKING_URI=team_stack.url,
@@ -917,9 +930,12 @@ def test_a_user_who_may_only_read_gets_one_sentence(team_stack, signed_in, works
     )
 
 
-def test_a_user_who_may_not_register_gets_one_sentence(team_stack, signed_in, workshop_copy):
-    """The iris experiment and its registered model are the admin's; dave may log runs into
-    the experiment, not add versions to the model: his sweep's runs are FAILED, one sentence."""
+def test_a_user_who_may_not_register_gets_one_sentence(
+    team_stack, signed_in, read_by_default, workshop_copy
+):
+    """With READ by default, the iris experiment and its registered model are the admin's;
+    granted EDIT on the experiment, dave may log runs into it, not add versions to the model:
+    his sweep's runs are FAILED, one sentence naming the model."""
     admin = ("admin", NEW_ADMIN_PASSWORD)
     sweep = ("train_iris_sweep.py", "--grid", "2:1")
     as_admin = clean_env(
@@ -940,8 +956,8 @@ def test_a_user_who_may_not_register_gets_one_sentence(team_stack, signed_in, wo
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"Could not use the MLflow tracking store at {team_stack.url}: user 'dave-logs-runs' "
-        "may not write to the registered model (403): its owner or an admin must grant you "
-        "EDIT permission on it (team/README.md, sign-in)."
+        "may not write to the registered model 'iris_classifier' (403): its owner or an admin "
+        "must grant you EDIT permission on it (team/README.md, sign-in)."
     )
     daves = [
         run
