@@ -234,10 +234,11 @@ class Walkthrough:
 
     def served_start_up(self):
         """What serve_model.py printed up to its last start-up line, at the README's port."""
-        last_line = self.servers[-1].wait_for_line(SERVE_READY_LINE)
-        log = self.servers[-1].log().replace(f"127.0.0.1:{self.served_port}", "127.0.0.1:5001")
-        log = log.replace(f"--port {self.served_port}", "--port 5001")
-        return log.partition(last_line)[0].splitlines() + [last_line]
+        server, port = self.servers[-1], self.served_port
+        last_line = server.wait_for_line(SERVE_READY_LINE)
+        start_up = server.log().partition(last_line)[0] + last_line
+        start_up = start_up.replace(f"127.0.0.1:{port}", "127.0.0.1:5001")
+        return start_up.replace(f"--port {port}", "--port 5001").splitlines()
 
     def stop_servers(self):
         for server in self.servers:
