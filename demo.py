@@ -2,8 +2,8 @@
 
 A random forest learns to tell malignant from benign tumours (scikit-learn's
 breast-cancer data: 569 patients, 30 measurements each). One MLflow run holds
-it all: settings (params), scores (metrics), labels (tags), plots and a report
-(artifacts), the data (inputs), the held-out rows and the model itself.
+it all: the settings (params), the scores (metrics), labels (tags), plots and
+a report (artifacts), the data it used (dataset inputs) and the model itself.
 
     python demo.py
     python demo.py --n-estimators 300 --max-depth 5
@@ -12,60 +12,104 @@ it all: settings (params), scores (metrics), labels (tags), plots and a report
 # %%
 # Settings
 # --------
-# Edit the defaults here or pass flags; each run records the values it used.
+# Edit the defaults here, or pass flags (``python demo.py --help``). Every run
+# records the values it used, so nothing you try is lost.
+import argparse
 import getpass
-
-import plumbing
 
 N_ESTIMATORS = 100
 MAX_DEPTH = 8
 TEST_SIZE = 0.25
 SEED = 42
-EXPERIMENT_NAME = "demo-mlflow-artifacts"
 RUN_NAME = "random_forest_breast_cancer"
-SOURCE = "https://archive.ics.uci.edu/dataset/17/breast+cancer+wisconsin+diagnostic"
 
 
 def parse_args(argv):
-    parser = plumbing.argument_parser(__doc__)
-    add = parser.add_argument
-    add("--n-estimators", type=plumbing.positive_int, default=N_ESTIMATORS, help="trees")
-    add("--max-depth", type=plumbing.positive_int, default=MAX_DEPTH, help="deepest a tree grows")
-    add("--test-size", type=plumbing.holdout_fraction, default=TEST_SIZE, help="share held out")
-    add("--seed", type=plumbing.seed, default=SEED, help="seed for the split and the forest")
-    add("--owner", default=getpass.getuser(), help="recorded as the 'owner' tag")
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--n-estimators", type=int, default=N_ESTIMATORS, help="number of trees")
+    parser.add_argument("--max-depth", type=int, default=MAX_DEPTH, help="deepest a tree grows")
+    parser.add_argument("--test-size", type=float, default=TEST_SIZE, help="share held out")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed for the split and forest")
+    parser.add_argument("--owner", default=getpass.getuser(), help="recorded as the owner tag")
+    args = parser.parse_args(argv)
+    # Checked before any run starts: a bad value is one line, and nothing is logged.
+    if args.n_estimators < 1 or args.max_depth < 1:
+        parser.error("--n-estimators and --max-depth must be at least 1")
+    if not 0.05 <= args.test_size <= 0.95:
+        parser.error("--test-size must be between 0.05 and 0.95")
+    if not 0 <= args.seed < 2**32:
+        parser.error("--seed must be a whole number from 0 to 4294967295")
+    return args
 
 
 # %%
-# 1. Data
-# -------
-# Held-out rows give honest scores: the model never trains on them. ``stratify``
-# keeps the share of malignant cases equal; the label (and prediction) is a word.
+# Where the runs go
+# -----------------
+# MLflow writes to the tracking store named by ``MLFLOW_TRACKING_URI`` (a team
+# server, say) or, without it, to ``mlflow.db`` beside this script: an absolute
+# path, so that ``mlflow ui`` started in this folder finds every run, whichever
+# folder you started the script from. Files go to ``mlruns/`` beside it.
+import os
+from pathlib import Path
+
+import mlflow
+from filelock import FileLock
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+LOCAL_STORE = "sqlite:///" + (HERE / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+EXPERIMENT_NAME = "demo-mlflow-artifacts"
+
+
+def use_experiment():
+    mlflow.set_tracking_uri(TRACKING_URI)
+    # The first script to open a new store creates its tables, and MLflow does
+    # that without a lock: scripts started at once would break the store. The
+    # lock makes the others wait their turn, and then find the tables made.
+    with FileLock(HERE / "mlflow.db.lock"):
+        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+            # Given explicitly, the artifact folder is the same whatever folder
+            # the script started in (a server chooses its own).
+            local = (HERE / "mlruns" / EXPERIMENT_NAME).as_uri()
+            location = local if TRACKING_URI == LOCAL_STORE else None
+            mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        return mlflow.set_experiment(EXPERIMENT_NAME)
+
+
+# %%
+# The data
+# --------
+# Held-out rows give honest scores: the model never trains on them.
+# ``stratify`` keeps the share of malignant tumours the same in both parts.
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
+
+SOURCE = "https://archive.ics.uci.edu/dataset/17/breast+cancer+wisconsin+diagnostic"
 
 
 def load_data(test_size, seed):
     data = load_breast_cancer(as_frame=True)
-    rows = data.data.assign(diagnosis=data.target_names[data.target])
+    rows = data.data.assign(diagnosis=data.target_names[data.target])  # "malignant", "benign"
     return train_test_split(rows, test_size=test_size, random_state=seed, stratify=rows.diagnosis)
 
 
 # %%
-# 2. Scores and plots
-# -------------------
-# Scores on rows the model never saw, with "benign" as the positive class. A
-# score is one number; a plot shows *where* a model goes wrong.
+# Scores and plots
+# ----------------
+# Scores on the held-out rows, with "benign" as the positive class. A score is
+# one number; a plot shows *where* the model goes wrong.
 import matplotlib
 
-matplotlib.use("Agg")  # draw to files, no window needed
+matplotlib.use("Agg")  # draw into files, no window needed
 import matplotlib.pyplot as plt
 from sklearn import metrics as sk
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
 
-def evaluate(model, X_test, y_test):
+def score(model, X_test, y_test):
     y_pred = model.predict(X_test)
     benign = model.predict_proba(X_test)[:, list(model.classes_).index("benign")]
     scores = {
@@ -75,29 +119,35 @@ def evaluate(model, X_test, y_test):
         "recall": sk.recall_score(y_test, y_pred, pos_label="benign"),
         "f1_score": sk.f1_score(y_test, y_pred, pos_label="benign"),
     }
+    return y_pred, benign, scores
+
+
+def draw_plots(model, X_test, y_test, y_pred, benign):
     confusion, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
     ConfusionMatrixDisplay.from_predictions(y_test, y_pred, cmap="Blues", colorbar=False, ax=ax)
-    ax.set_title("Confusion matrix (test set)")
+    ax.set_title("Confusion matrix (held-out rows)")
+
     roc, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    curve = {"label": f"forest (roc_auc {scores['roc_auc']:.3f}, as logged)"}
-    RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", curve_kwargs=curve, ax=ax)
-    ax.set(title="ROC curve on the test set", xlabel="Malignant tumours called benign (share)")
+    RocCurveDisplay.from_predictions(y_test, benign, pos_label="benign", name="forest", ax=ax)
+    ax.set_title("ROC curve (held-out rows)")
+    ax.set_xlabel("Malignant tumours called benign (share)")
     ax.set_ylabel("Benign tumours called benign (share)")
+
     importance, ax = plt.subplots(figsize=(7, 5.5), layout="constrained")
     top = model.feature_importances_.argsort()[-15:]
     ax.barh(X_test.columns[top], model.feature_importances_[top])
-    xlabel = "Importance (how much its splits separate the classes, share of the total)"
-    ax.set(xlabel=xlabel, title="Top 15 measurements")
-    plots = {"confusion_matrix": confusion, "roc_curve": roc, "feature_importance": importance}
-    return y_pred, scores, plots, sk.classification_report(y_test, y_pred, digits=3)
+    ax.set_title("The 15 measurements the forest relies on most")
+    ax.set_xlabel("Importance (share of the total)")
+    return {"confusion_matrix": confusion, "roc_curve": roc, "feature_importance": importance}
 
 
 # %%
-# 3. The MLflow run
-# -----------------
+# The MLflow run
+# --------------
 # Everything logged inside ``with mlflow.start_run()`` belongs to one run. If
-# the block fails, MLflow marks the run FAILED instead of leaving it RUNNING.
-import mlflow
+# the block fails or is interrupted, MLflow marks the run FAILED, not RUNNING.
+from importlib.metadata import version
+
 from mlflow.models import infer_signature
 from sklearn.ensemble import RandomForestClassifier
 
@@ -108,30 +158,45 @@ def main(argv=None):
     X_train, y_train = training.drop(columns="diagnosis"), training["diagnosis"]
     X_test, y_test = held_out.drop(columns="diagnosis"), held_out["diagnosis"]
 
-    experiment = plumbing.use_experiment(EXPERIMENT_NAME)  # groups the runs of one task
+    experiment = use_experiment()
     with mlflow.start_run(run_name=RUN_NAME) as run:
-        # Params: the inputs you chose. Tags: labels to search and filter by.
+        # Params are the inputs you chose; tags are labels to search and filter by.
         params = {"n_estimators": args.n_estimators, "max_depth": args.max_depth}
-        mlflow.log_params(params | {"test_size": args.test_size, "seed": args.seed})
-        tags = {"model_type": "RandomForestClassifier", "dataset": "sklearn breast_cancer"}
-        mlflow.set_tags(tags | {"owner": args.owner})
-        # Inputs: the rows trained and scored on (digest, schema and source,
-        # under "Datasets"); the held-out rows also as a table, for load_model.py.
+        mlflow.log_params({**params, "test_size": args.test_size, "seed": args.seed})
+        mlflow.set_tags(
+            {
+                "model_type": "RandomForestClassifier",
+                "dataset": "sklearn breast_cancer",
+                "owner": args.owner,
+            }
+        )
+
+        # Dataset inputs: which rows the run trained and scored on (name,
+        # digest, schema, source), shown under "Datasets" in the UI. The
+        # held-out rows are also kept as a table, for load_model.py.
         for rows, context in [(training, "training"), (held_out, "evaluation")]:
-            name = f"breast_cancer_{context}"
-            data = mlflow.data.from_pandas(rows, name=name, targets="diagnosis", source=SOURCE)
-            mlflow.log_input(data, context=context)
+            dataset = mlflow.data.from_pandas(
+                rows, source=SOURCE, targets="diagnosis", name=f"breast_cancer_{context}"
+            )
+            mlflow.log_input(dataset, context=context)
         mlflow.log_table(held_out, artifact_file="held_out_rows.json")
 
-        model = RandomForestClassifier(**params, random_state=args.seed).fit(X_train, y_train)
-        y_pred, metrics, plots, report = evaluate(model, X_test, y_test)
-        mlflow.log_metrics(metrics)  # one call for all of them
-        for name, fig in plots.items():  # artifacts: files, straight into the run's folder
-            mlflow.log_figure(fig, f"plots/{name}.png")
-            plt.close(fig)
+        model = RandomForestClassifier(**params, random_state=args.seed)
+        model.fit(X_train, y_train)
+        y_pred, benign, metrics = score(model, X_test, y_test)
+        mlflow.log_metrics(metrics)
+
+        # Artifacts: any file, kept with the run.
+        for name, figure in draw_plots(model, X_test, y_test, y_pred, benign).items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+            plt.close(figure)
+        report = sk.classification_report(y_test, y_pred, digits=3)
         mlflow.log_text(report, "classification_report.txt")
-        # The model: skops (safe, unlike pickle; the trees' type named as trusted),
-        # a signature (input columns, output type), an input example, pinned requirements.
+
+        # The model, saved with skops (safe to load, unlike pickle; the trees'
+        # own type is named as trusted), with its signature (input columns and
+        # output type) and an input example. Naming the exact requirements
+        # saves MLflow the seconds it takes to work them out.
         model_info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -139,12 +204,45 @@ def main(argv=None):
             input_example=X_test.head(5),
             serialization_format="skops",
             skops_trusted_types=["sklearn.tree._tree.Tree"],
-            pip_requirements=plumbing.REQUIREMENTS,
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops")],
         )
 
-    plumbing.print_summary(run, experiment, metrics, model_info.model_uri)
+    print(f"Run {run.info.run_id} ({RUN_NAME}) in experiment '{experiment.name}'")
+    for name, value in metrics.items():
+        print(f"  {name:<9}  {value:.3f}")
+    print(f"Model URI: {model_info.model_uri}")
+    print(f"Load it:   python load_model.py --model-uri {model_info.model_uri}")
+    ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
+    print(f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+          "?workflowType=machine_learning")
     return {"run_id": run.info.run_id, "model_uri": model_info.model_uri, "metrics": metrics}
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+import signal
+import sys
+
+from mlflow.exceptions import MlflowException
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")

@@ -1,18 +1,21 @@
-"""Fixtures shared by the tests: a throwaway tracking store, the real wine data,
-and the rule for things a laptop may lack (skip there, fail in CI)."""
+"""What the tests share: a throwaway tracking store, lessons loaded from their
+files, commands run as a participant runs them, and the rule for what a laptop
+may lack (skip there, fail in CI)."""
 
 import contextlib
-import gc
+import importlib.util
 import os
 import shutil
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-# MLflow 3 reports anonymous usage to its makers; tests send nothing beyond
-# 127.0.0.1. Set before MLflow is imported here and inherited by every script
-# and server the tests start.
+# MLflow 3 reports anonymous usage to its makers: the tests, and every script
+# and server they start, send nothing beyond 127.0.0.1 (README, "Set up").
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
@@ -22,36 +25,6 @@ import pytest  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
-
-sys.path.insert(0, str(REPO_ROOT))  # the lesson scripts live at the top level
-
-
-@pytest.fixture(autouse=True)
-def unfreeze_garbage_collector():
-    """Undo the scripts' ``gc.freeze()`` after each test.
-
-    A script freezes what is alive when it connects (see plumbing/store.py). That
-    suits a script's own process; in the one process running all tests, it
-    would keep every earlier test's garbage for good.
-    """
-    yield
-    gc.unfreeze()
-
-
-@pytest.fixture(autouse=True)
-def no_tracking_uri_left_behind():
-    """Each test starts with the tracking URI the one before it started with.
-
-    A lesson's ``connect`` calls ``mlflow.set_tracking_uri``, which also exports
-    MLFLOW_TRACKING_URI for subprocesses: left alone, a later test's scripts and
-    servers would inherit another test's store.
-    """
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    mlflow.set_tracking_uri(before)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if before is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def require(available, reason):
@@ -63,32 +36,33 @@ def require(available, reason):
     pytest.skip(reason)
 
 
-def spark_missing():
-    """Why Spark cannot run here, or None: pyspark and Java are both needed."""
-    import importlib.util
+def load_lesson(path):
+    """A lesson (or stage) imported fresh from its file, as ``python`` would find it.
 
-    import plumbing
-
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed: pip install -r requirements-spark.txt"
-    if plumbing.spark._java_command() is None:
-        return "there is no Java: apt-get install openjdk-17-jre-headless (README, Spark)"
-    return None
-
-
-def require_spark():
-    require(spark_missing() is None, spark_missing())
+    Fresh each time: a lesson reads ``MLFLOW_TRACKING_URI`` when it is imported.
+    """
+    path = REPO_ROOT / path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.fixture(scope="module")
-def spark():
-    """One local Spark session for a test module (starting one takes 10 to 20 s), on two
-    threads like the workshop machine; the Spark lessons find it active and use it."""
-    import plumbing
+@pytest.fixture(autouse=True)
+def no_tracking_uri_left_behind():
+    """Each test starts with the tracking URI the one before it started with.
 
-    require_spark()
-    with plumbing.spark_session("local[2]", "tests") as session:
-        yield session
+    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI for
+    subprocesses: left alone, a later test would use another test's store.
+    """
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if mlflow.active_run():  # a test that failed mid-run must not leak it to the next
+        mlflow.end_run("FAILED")
+    mlflow.set_tracking_uri(before)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    if before is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def sqlite_uri(path):
@@ -97,10 +71,7 @@ def sqlite_uri(path):
 
 @pytest.fixture(scope="session")
 def empty_store_template(tmp_path_factory):
-    """An MLflow SQLite database with its tables created once, copied by each test.
-
-    Creating the tables runs MLflow's migrations, which takes a couple of seconds.
-    """
+    """An MLflow SQLite database with its tables made once (a couple of seconds), copied by tests."""
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
     mlflow.MlflowClient(sqlite_uri(path)).search_experiments()
     return path
@@ -108,46 +79,13 @@ def empty_store_template(tmp_path_factory):
 
 @pytest.fixture
 def tracking_store(tmp_path, monkeypatch, empty_store_template):
-    """A fresh SQLite store for one test, given to the scripts via MLFLOW_TRACKING_URI.
-
-    The test runs inside ``tmp_path`` so that artifacts (which MLflow puts under
-    ``./mlruns`` for a store named by URI) land there, not in the repository.
-    """
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(empty_store_template, db)
-    uri = sqlite_uri(db)
+    """A fresh SQLite store for one test, named by MLFLOW_TRACKING_URI, the test run in
+    ``tmp_path`` (where MLflow puts the artifacts of a store named by URI)."""
+    shutil.copyfile(empty_store_template, tmp_path / "mlflow.db")
+    uri = sqlite_uri(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
-    yield uri
-    if mlflow.active_run():  # a test that failed mid-run must not leak it to the next
-        mlflow.end_run("FAILED")
-
-
-def new_store(tmp_path_factory, empty_store_template, name):
-    """A new folder ``name`` holding an empty store; returns the folder and the store's URI.
-
-    For a module-wide store: one fixture fills it, many tests read it.
-    """
-    folder = tmp_path_factory.mktemp(name)
-    shutil.copyfile(empty_store_template, folder / "mlflow.db")
-    return folder, sqlite_uri(folder / "mlflow.db")
-
-
-@contextlib.contextmanager
-def using_store(uri, folder):
-    """Inside the block, the scripts and MLflow use the store at ``uri``, run from ``folder``.
-
-    Yields the MonkeyPatch that does it, for more patches that end with the block.
-    """
-    previous_uri = mlflow.get_tracking_uri()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.chdir(folder)
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield patch
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
+    return uri
 
 
 @pytest.fixture
@@ -155,15 +93,24 @@ def client(tracking_store):
     return mlflow.MlflowClient(tracking_store)
 
 
-@pytest.fixture(scope="session")
-def wine_csv():
-    """The real red-wine data, shipped in data/."""
-    assert WINE_CSV.is_file(), f"the wine data should ship at {WINE_CSV}"
-    return WINE_CSV
+def all_runs(client):
+    """Every run in the store, whatever its experiment or status."""
+    experiment_ids = [experiment.experiment_id for experiment in client.search_experiments()]
+    return client.search_runs(experiment_ids)
+
+
+def copy_lesson(lesson, folder, with_data=False):
+    """``lesson`` copied alone into ``folder`` (with data/ for the wine lessons), as a
+    participant would copy it; returns the copy's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / lesson, folder)
+    if with_data:
+        shutil.copytree(REPO_ROOT / "data", folder / "data", dirs_exist_ok=True)
+    return folder / Path(lesson).name
 
 
 def run_script(*args, cwd=REPO_ROOT, env=None, timeout=300):
-    """Run a command as a participant would and capture what it prints."""
+    """Run ``python *args`` as a participant would and capture what it prints."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
@@ -174,16 +121,43 @@ def run_script(*args, cwd=REPO_ROOT, env=None, timeout=300):
     )
 
 
-def all_runs(client):
-    """Every run in the store, whatever its experiment or status."""
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiment_ids)
+def start_script(*args, cwd, env=None):
+    """Start ``python *args`` in the background, its output captured."""
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_row_count(db, table, count, process, timeout=120):
+    """Poll the SQLite store ``db`` until ``table`` has ``count`` rows: the state to
+    signal in. Fails if ``process`` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        database = contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True))
+        with database as store, contextlib.suppress(sqlite3.OperationalError):  # locked, no table
+            if store.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= count:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"{table} did not reach {count} rows within {timeout} s")
+
+
+def interrupt_when(db, table, count, process, signum=signal.SIGINT):
+    """Send ``signum`` to ``process`` once ``table`` in ``db`` has ``count`` rows; return
+    its exit code and stderr."""
+    wait_for_row_count(db, table, count, process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
 
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -196,36 +170,19 @@ def wait_for_http(url, process=None, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"server exited with code {process.returncode} before {url} answered"
-            )
-        try:
+            raise RuntimeError(f"server exited with code {process.returncode} before {url}")
+        with contextlib.suppress(OSError):
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
-        except OSError:
-            pass
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def children_of(pid):
-    """Process ids whose parent is ``pid`` (Linux; elsewhere none are known)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
 
 
 class BackgroundProcess:
     """A server started for a test and always stopped, with its whole process group.
 
-    Use as a context manager; output goes to a log file, shown if the test asks.
+    Use as a context manager; its output goes to a log file.
     """
 
     def __init__(self, args, log_path, env=None, cwd=None):
@@ -240,18 +197,12 @@ class BackgroundProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(self.env or {})},
             cwd=self.cwd,
-            start_new_session=True,  # its own process group: workers die with it
+            start_new_session=True,  # its own process group: its workers stop with it
         )
         return self
 
     def stop(self):
-        import signal
-
         if self.process is None or self.process.poll() is not None:
-            return
-        if os.name == "nt":  # no process groups: stop the server process itself
-            self.process.terminate()
-            self.process.wait(timeout=15)
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
@@ -267,62 +218,11 @@ class BackgroundProcess:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_line(self, text, timeout=30):
+    def wait_for_line(self, text, timeout=60):
         """The first line of the log that holds ``text``, once it is printed."""
         deadline = time.monotonic() + timeout
         while text not in self.log():
+            assert self.process.poll() is None, f"exited before {text!r}:\n{self.log()}"
             assert time.monotonic() < deadline, f"{text!r} never printed:\n{self.log()}"
             time.sleep(0.1)
         return next(line for line in self.log().splitlines() if text in line)
-
-
-def start_script(*args, cwd, env=None):
-    """Start a command in the background, its output captured.
-
-    ``cwd`` is required: MLflow puts the artifacts of a store named by URI under
-    ``./mlruns`` of the current folder, which must not be the repository's.
-    """
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_row_count(db, table, count, process, timeout=300):
-    """Poll the SQLite store ``db`` until ``table`` has ``count`` rows (the moment to signal)."""
-    import sqlite3
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        database = contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True))
-        with database as store, contextlib.suppress(sqlite3.OperationalError):  # locked, no table
-            if store.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= count:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"{table} did not reach {count} rows within {timeout} s")
-
-
-@contextlib.contextmanager
-def small_filesystem(folder, size="8m", read_only=False):
-    """A tmpfs of ``size`` mounted at ``folder`` for the block: a disk that fills, or a
-    read-only one. Needs root (CI runs as root); elsewhere the test skips."""
-    mount = shutil.which("mount")
-    require(os.name == "posix" and os.geteuid() == 0 and mount, "mounting a small disk needs root")
-    folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)])
-    require(result.returncode == 0, "this machine does not allow mounting a tmpfs")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def make_read_only(folder):
-    """Remount the tmpfs at ``folder`` read-only."""
-    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
