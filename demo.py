@@ -60,7 +60,7 @@ from filelock import FileLock
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 LOCAL_STORE = "sqlite:///" + (HERE / "mlflow.db").as_posix()
-TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
 EXPERIMENT_NAME = "demo-mlflow-artifacts"
 
 
@@ -213,8 +213,10 @@ def main(argv=None):
     print(f"Model URI: {model_info.model_uri}")
     print(f"Load it:   python load_model.py --model-uri {model_info.model_uri}")
     ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
-    print(f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
-          "?workflowType=machine_learning")
+    print(
+        f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning"
+    )
     return {"run_id": run.info.run_id, "model_uri": model_info.model_uri, "metrics": metrics}
 
 

@@ -71,7 +71,7 @@ def sqlite_uri(path):
 
 @pytest.fixture(scope="session")
 def empty_store_template(tmp_path_factory):
-    """An MLflow SQLite database with its tables made once (a couple of seconds), copied by tests."""
+    """An MLflow SQLite store with its tables made once (seconds), for tests to copy."""
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
     mlflow.MlflowClient(sqlite_uri(path)).search_experiments()
     return path
@@ -139,8 +139,12 @@ def wait_for_row_count(db, table, count, process, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        database = contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True))
-        with database as store, contextlib.suppress(sqlite3.OperationalError):  # locked, no table
+        database = f"file:{db}?mode=ro"
+        # No file or table yet, or locked: look again.
+        with (
+            contextlib.suppress(sqlite3.OperationalError),
+            contextlib.closing(sqlite3.connect(database, uri=True)) as store,
+        ):
             if store.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= count:
                 return
         time.sleep(0.02)
@@ -171,10 +175,9 @@ def wait_for_http(url, process=None, timeout=120):
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with code {process.returncode} before {url}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 

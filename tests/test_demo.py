@@ -1,38 +1,42 @@
-"""demo.py: what one run records, checked in the tracking store."""
+"""demo.py: what one run records, checked in the tracking store, and how it stops."""
 
 import json
-import os
-import re
-import shlex
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import mlflow
 import pytest
 from conftest import (
-    REPO_ROOT,
     all_runs,
+    copy_lesson,
+    interrupt_when,
+    load_lesson,
     run_script,
-    small_filesystem,
     sqlite_uri,
     start_script,
-    wait_for_row_count,
 )
-
-import demo
-
-
-@pytest.fixture
-def demo_result(tracking_store):
-    return demo.main(["--n-estimators", "30", "--max-depth", "4", "--owner", "alice"])
+from mlflow.entities import LoggedModelStatus
 
 
-def test_run_records_params_metrics_and_tags(demo_result, client):
-    run = client.get_run(demo_result["run_id"])
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One demo.py run, as `python demo.py --n-estimators 30 --max-depth 4 --owner alice`,
+    in a store of its own that the tests below read."""
+    folder = tmp_path_factory.mktemp("demo")
+    uri = sqlite_uri(folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        result = load_lesson("demo.py").main(
+            ["--n-estimators", "30", "--max-depth", "4", "--owner", "alice"]
+        )
+        mlflow.set_tracking_uri(uri)
+        yield result, mlflow.MlflowClient(uri)
+
+
+def test_run_records_params_metrics_and_tags(demo_run):
+    result, client = demo_run
+    run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "random_forest_breast_cancer"
     assert client.get_experiment(run.info.experiment_id).name == "demo-mlflow-artifacts"
@@ -49,32 +53,34 @@ def test_run_records_params_metrics_and_tags(demo_result, client):
     assert 0.95 <= metrics["roc_auc"] <= 1.0
     for name in ("precision", "recall", "f1_score"):
         assert 0.85 <= metrics[name] <= 1.0
-    assert metrics == pytest.approx(demo_result["metrics"])
-    assert run.data.tags["model_type"] == "RandomForestClassifier"
-    assert run.data.tags["dataset"] == "sklearn breast_cancer"
-    assert run.data.tags["owner"] == "alice"
+    assert metrics == pytest.approx(result["metrics"])
+    tags = run.data.tags
+    assert tags["model_type"] == "RandomForestClassifier"
+    assert tags["dataset"] == "sklearn breast_cancer"
+    assert tags["owner"] == "alice"
 
 
-def test_run_stores_plots_and_report(demo_result, client):
-    run_id = demo_result["run_id"]
-    files = {f.path for f in client.list_artifacts(run_id)}
+def test_run_stores_plots_and_report(demo_run):
+    result, client = demo_run
+    run_id = result["run_id"]
+    files = {artifact.path for artifact in client.list_artifacts(run_id)}
     assert files == {"plots", "classification_report.txt", "held_out_rows.json"}
-    plots = {f.path for f in client.list_artifacts(run_id, "plots")}
+    plots = {artifact.path for artifact in client.list_artifacts(run_id, "plots")}
     assert plots == {
         "plots/confusion_matrix.png",
         "plots/roc_curve.png",
         "plots/feature_importance.png",
     }
-    local = mlflow.artifacts.download_artifacts(run_id=run_id)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id))
     for plot in plots:
-        with open(f"{local}/{plot}", "rb") as png:
-            assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert (local / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = mlflow.artifacts.load_text(f"runs:/{run_id}/classification_report.txt")
     assert "malignant" in report and "benign" in report and "accuracy" in report
 
 
-def test_training_and_held_out_rows_are_recorded(demo_result, client):
-    run = client.get_run(demo_result["run_id"])
+def test_training_and_held_out_rows_are_recorded(demo_run):
+    result, client = demo_run
+    run = client.get_run(result["run_id"])
     inputs = {
         {tag.key: tag.value for tag in item.tags}["mlflow.data.context"]: item.dataset
         for item in run.inputs.dataset_inputs
@@ -86,170 +92,120 @@ def test_training_and_held_out_rows_are_recorded(demo_result, client):
         assert dataset.digest and "archive.ics.uci.edu" in dataset.source
     assert json.loads(inputs["training"].profile)["num_rows"] == 426
     # The held-out rows themselves, as load_model.py reads them back.
-    held_out = mlflow.load_table("held_out_rows.json", run_ids=[run.info.run_id])
+    held_out = client.load_table(run.info.experiment_id, "held_out_rows.json", [run.info.run_id])
     assert len(held_out) == 143 == json.loads(inputs["evaluation"].profile)["num_rows"]
     assert set(held_out["diagnosis"]) == {"malignant", "benign"}
-    features = held_out.drop(columns="diagnosis")
-    model = mlflow.sklearn.load_model(demo_result["model_uri"])
-    accuracy = (model.predict(features) == held_out["diagnosis"]).mean()
-    assert accuracy == pytest.approx(demo_result["metrics"]["accuracy"])
+    model = mlflow.sklearn.load_model(result["model_uri"])
+    accuracy = (model.predict(held_out.drop(columns="diagnosis")) == held_out["diagnosis"]).mean()
+    assert accuracy == pytest.approx(result["metrics"]["accuracy"])
 
 
-def test_model_is_skops_with_signature_and_loads(demo_result, client):
-    model_uri = demo_result["model_uri"]
+def test_model_is_skops_with_signature_requirements_and_loads(demo_run):
+    result, _ = demo_run
+    model_uri = result["model_uri"]
     info = mlflow.models.get_model_info(model_uri)
-    assert info.signature is not None
     assert len(info.signature.inputs.input_names()) == 30
     assert info.flavors["sklearn"]["serialization_format"] == "skops"
-    assert info.run_id == demo_result["run_id"]
+    assert info.run_id == result["run_id"]
     requirements = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text().split()
     assert "mlflow==3.17.2" in requirements
-    assert any(r.startswith("skops==") for r in requirements)
-    assert any(r.startswith("scikit-learn==") for r in requirements)
+    assert "scikit-learn==1.9.1" in requirements
+    assert "skops==0.16.0" in requirements
 
     from sklearn.datasets import load_breast_cancer
 
     features = load_breast_cancer(as_frame=True).data.head(20)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(features)
-    assert set(predictions) <= {"malignant", "benign"}
     assert len(predictions) == 20
+    assert set(predictions) <= {"malignant", "benign"}
 
 
-def test_same_seed_gives_same_metrics(tracking_store):
-    first = demo.main(["--n-estimators", "20", "--seed", "7"])
-    second = demo.main(["--n-estimators", "20", "--seed", "7"])
+def test_same_seed_gives_same_metrics_and_prints_where_to_look(tracking_store, capsys):
+    demo = load_lesson("demo.py")
+    first = demo.main(["--n-estimators", "10", "--seed", "7"])
+    second = demo.main(["--n-estimators", "10", "--seed", "7"])
     assert first["metrics"] == second["metrics"]
     assert first["run_id"] != second["run_id"]
-
-
-def test_prints_run_id_metrics_and_where_to_look(tracking_store, capsys):
-    result = demo.main(["--n-estimators", "10"])
     out = capsys.readouterr().out
-    assert result["run_id"] in out
-    assert f"accuracy   {result['metrics']['accuracy']:.3f}" in out
-    assert result["model_uri"] in out
-    assert f"/#/experiments/{mlflow.get_run(result['run_id']).info.experiment_id}/runs/" in out
+    experiment_id = mlflow.get_run(second["run_id"]).info.experiment_id
+    assert f"  accuracy   {second['metrics']['accuracy']:.3f}\n" in out
+    assert f"Load it:   python load_model.py --model-uri {second['model_uri']}\n" in out
+    assert (
+        f"See it:    http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/"
+        f"{second['run_id']}?workflowType=machine_learning\n"
+    ) in out
 
 
 @pytest.mark.parametrize(
-    ("flag", "value", "message"),
+    ("flags", "message"),
     [
-        ("--n-estimators", "0", "at least 1"),
-        ("--n-estimators", "-5", "at least 1"),
-        ("--max-depth", "0", "at least 1"),
-        ("--test-size", "0", "between 0.05 and 0.95"),
-        ("--test-size", "0.999", "between 0.05 and 0.95"),
-        ("--test-size", "abc", "must be a number"),
-        ("--seed", "-1", "from 0 to 4294967295"),
-        ("--seed", "99999999999", "from 0 to 4294967295"),
-        ("--max-depth", "1e400", "must be a number"),
+        (["--n-estimators", "0"], "--n-estimators and --max-depth must be at least 1"),
+        (["--max-depth", "-3"], "--n-estimators and --max-depth must be at least 1"),
+        (["--test-size", "1.5"], "--test-size must be between 0.05 and 0.95"),
+        (["--test-size", "abc"], "argument --test-size: invalid float value: 'abc'"),
+        (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295"),
+        (["--trees", "5"], "unrecognized arguments: --trees 5"),
     ],
 )
-def test_bad_flags_exit_2_before_any_run(tracking_store, client, capsys, flag, value, message):
-    with pytest.raises(SystemExit) as exit_info:
-        demo.main([flag, value])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert flag in err and message in err
-    assert "Traceback" not in err
-    assert all_runs(client) == []
+def test_a_bad_flag_is_one_line_exit_2_and_nothing_logged(tracking_store, capsys, flags, message):
+    with pytest.raises(SystemExit) as stopped:
+        load_lesson("demo.py").main(flags)
+    assert stopped.value.code == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert error_lines[-1].endswith(f": error: {message}")  # "demo.py: error: ..." when run
+    assert all_runs(mlflow.MlflowClient(tracking_store)) == []
 
 
-def test_local_store_is_at_repo_root_from_any_folder(tmp_path):
-    """The "empty UI" trap: started from a subfolder, the run still lands at the root."""
-    workshop = tmp_path / "workshop"
-    subfolder = workshop / "notebooks"
-    subfolder.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "demo.py", workshop)
-    shutil.copytree(REPO_ROOT / "plumbing", workshop / "plumbing")
-    result = run_script(
-        "../demo.py", "--n-estimators", "5", cwd=subfolder, env={"MLFLOW_TRACKING_URI": ""}
-    )
+def test_copied_alone_it_runs_with_its_store_beside_it(tmp_path):
+    """demo.py alone in an empty folder, started from another folder: the store is beside it."""
+    lesson = copy_lesson("demo.py", tmp_path / "copy")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_script(str(lesson), "--n-estimators", "10", cwd=elsewhere, env=no_tracking_uri())
     assert result.returncode == 0, result.stderr
-    assert not (subfolder / "mlflow.db").exists()
-    assert not (subfolder / "mlruns").exists()
-    client = mlflow.MlflowClient(sqlite_uri(workshop / "mlflow.db"))
+    assert "Run " in result.stdout and "See it:" in result.stdout
+    client = mlflow.MlflowClient(sqlite_uri(tmp_path / "copy" / "mlflow.db"))
     [run] = all_runs(client)
     assert run.info.status == "FINISHED"
-    artifact_dir = workshop / "mlruns" / "demo-mlflow-artifacts" / run.info.run_id / "artifacts"
-    assert (artifact_dir / "plots" / "roc_curve.png").is_file()
-    models_dir = workshop / "mlruns" / "demo-mlflow-artifacts" / "models"
-    assert len(list(models_dir.glob("m-*/artifacts/model.skops"))) == 1
+    assert run.info.artifact_uri.startswith((tmp_path / "copy" / "mlruns").as_uri())
+    assert list(elsewhere.iterdir()) == []
+
+
+def no_tracking_uri():
+    """The environment of a participant who set no MLFLOW_TRACKING_URI."""
+    return {"MLFLOW_TRACKING_URI": ""}
 
 
 @pytest.mark.parametrize(
-    ("signals", "exit_code", "said"),
+    ("signum", "exit_code", "line"),
     [
-        ([signal.SIGINT], -signal.SIGINT, "Ctrl+C"),
-        ([signal.SIGTERM] * 2, -signal.SIGTERM, "SIGTERM"),
-        pytest.param(
-            [getattr(signal, "SIGHUP", 0)],  # the terminal window was closed
-            -getattr(signal, "SIGHUP", 0),
-            "SIGHUP",
-            marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows"),
-        ),
+        (signal.SIGINT, 130, "Stopped by Ctrl+C: a run under way is marked FAILED."),
+        (signal.SIGTERM, 143, "Stopped by SIGTERM: a run under way is marked FAILED."),
     ],
-    ids=["ctrl-c", "sigterm-twice", "terminal-closed"],
 )
-def test_interrupted_while_logging_the_model(
-    tracking_store, client, tmp_path, signals, exit_code, said
-):
-    """Ctrl+C (or SIGTERM, twice) while the model is being logged: nothing RUNNING or PENDING."""
-    process = start_script(str(REPO_ROOT / "demo.py"), "--n-estimators", "300", cwd=tmp_path)
-    wait_for_row_count(tmp_path / "mlflow.db", "logged_models", 1, process)
-    for signum in signals:
-        process.send_signal(signum)
-        time.sleep(0.1)
-    stopped = time.monotonic()
-    out, err = process.communicate(timeout=60)
-    assert time.monotonic() - stopped < 30  # no waiting on a locked store
-    # Killed by the signal, as a shell sees it: exit status 130 for Ctrl+C, 143 for SIGTERM.
-    assert process.returncode == exit_code, err
-    assert "Traceback" not in err
-    [run] = all_runs(client)
-    assert err.strip().splitlines()[-1] == (
-        f"Stopped by {said}: run {run.info.run_id} is marked FAILED, with what it logged."
+def test_interrupted_once_the_run_exists(tmp_path, signum, exit_code, line):
+    """Stopped once its run exists: one line, the signal's exit code, the run FAILED."""
+    lesson = copy_lesson("demo.py", tmp_path)
+    process = start_script(
+        str(lesson), "--n-estimators", "2000", cwd=tmp_path, env=no_tracking_uri()
     )
+    returncode, stderr = interrupt_when(tmp_path / "mlflow.db", "runs", 1, process, signum)
+    assert (returncode, stderr.strip().splitlines()[-1]) == (exit_code, line), stderr
+    assert "Traceback" not in stderr
+    [run] = all_runs(mlflow.MlflowClient(sqlite_uri(tmp_path / "mlflow.db")))
     assert run.info.status == "FAILED"
-    experiment_ids = [run.info.experiment_id]
-    assert [model.status.name for model in client.search_logged_models(experiment_ids)] in (
-        ["FAILED"],
-        ["READY"],  # the signal came just as the model was complete
-    )
 
 
-def test_a_full_disk_is_one_sentence_and_leaves_nothing_running(tmp_path, empty_store_template):
-    with small_filesystem(tmp_path / "disk", size="3m") as disk:
-        shutil.copyfile(empty_store_template, disk / "mlflow.db")
-        free = shutil.disk_usage(disk).free
-        (disk / "filler").write_bytes(
-            b"\0" * (free - 200_000)
-        )  # 200 kB left: no room for the model
-        env = {"MLFLOW_TRACKING_URI": sqlite_uri(disk / "mlflow.db")}
-        result = run_script(str(REPO_ROOT / "demo.py"), env=env, cwd=disk)
-        assert result.returncode == 1
-        # The last line is the sentence, not a traceback. (When SQLite itself finds the
-        # disk full, MLflow logs that database error with its traceback before it.)
-        if "ERROR mlflow.store.db.utils" not in result.stderr:
-            assert "Traceback" not in result.stderr
-        line = result.stderr.strip().splitlines()[-1]
-        assert line.startswith("Stopped, the disk is full (")
-        (disk / "filler").unlink()
-        client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
-        [run] = all_runs(client)
-        if "may still show RUNNING" in line:  # the full disk refused that update too
-            assert f"run {run.info.run_id} may still show RUNNING" in line
-            # With space again, the README's recipe marks the run and its model FAILED.
-            readme = (REPO_ROOT / "README.md").read_text()
-            recipe = re.search(r'`(python -c "[^`]*set_terminated[^`]*)`', readme)[1]
-            command = recipe.replace("python", shlex.quote(sys.executable), 1)
-            command = command.replace("<RUN_ID>", run.info.run_id)
-            fixed = subprocess.run(["bash", "-c", command], cwd=disk, env={**os.environ, **env})
-            assert fixed.returncode == 0
-        else:
-            assert line.endswith(
-                f"run {run.info.run_id} is marked FAILED, with what it logged; free some space."
-            )
-        assert client.get_run(run.info.run_id).info.status == "FAILED"
-        models = client.search_logged_models([run.info.experiment_id])
-        assert [model.status.name for model in models] == ["FAILED"]
+def test_interrupted_while_its_model_is_logged(tmp_path):
+    """Ctrl+C while MLflow writes the model: the run is FAILED, and the model MLflow had begun
+    stays PENDING (README, "When things go wrong")."""
+    lesson = copy_lesson("demo.py", tmp_path)
+    process = start_script(str(lesson), cwd=tmp_path, env=no_tracking_uri())
+    returncode, stderr = interrupt_when(tmp_path / "mlflow.db", "logged_models", 1, process)
+    assert returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "Stopped by Ctrl+C: a run under way is marked FAILED."
+    client = mlflow.MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
+    [run] = all_runs(client)
+    [model] = client.search_logged_models([run.info.experiment_id])
+    assert run.info.status == "FAILED"
+    assert model.status == LoggedModelStatus.PENDING
