@@ -1,7 +1,7 @@
 """Stage 3 of the wine pipeline: score the model on the test wines; new: log the scores to MLflow.
 
 DVC runs this stage after every training, and when the test rows or this
-script change:
+script change. From this folder:
 
     dvc repro
     dvc metrics show
@@ -14,8 +14,8 @@ card names it), the same metrics, the test wines as a dataset and
 """
 
 # %%
-# 1. The model and the test wines
-# -------------------------------
+# The model and the test wines
+# ----------------------------
 # Each input is an output of an earlier stage; run on its own before them,
 # this stage says which one is missing.
 import json
@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import skops.io
 
-HERE = Path(__file__).resolve().parent  # the project folder, or DVC's copy of it
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 TEST_ROWS = HERE / "prepared" / "test.csv"
 MODEL_DIR = HERE / "model"
 TARGET = "quality"
@@ -41,15 +41,16 @@ def read_inputs():
 
 
 # %%
-# 2. The scores
-# -------------
+# The scores
+# ----------
 # Errors in quality points on the held-out wines: ``rmse`` weighs big misses
 # more than ``mae``; ``r2`` is the share of the variance explained.
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
 
 def score(model, test):
-    X, y = test.drop(columns=TARGET), test[TARGET]
+    X = test.drop(columns=TARGET)
+    y = test[TARGET]
     predicted = model.predict(X)
     return {
         "rmse": root_mean_squared_error(y, predicted),
@@ -59,58 +60,96 @@ def score(model, test):
 
 
 # %%
-# 3. MLflow: the scores go to the training's run (new)
-# ----------------------------------------------------
-# The store is found as in train.py: DVC_ROOT is the real project folder even
-# when DVC runs this script in a temporary copy. ``start_run(run_id=...)``
-# reopens the run train.py logged, so one run holds params, model and scores.
+# Where the runs go (new)
+# -----------------------
+# The store train.py logged to: ``MLFLOW_TRACKING_URI`` if set, else
+# ``mlflow.db`` in the workshop's folder, the one above dvc_pipeline/.
+# ``DVC_ROOT`` names the real dvc_pipeline/, also when DVC runs this file in a
+# temporary copy (``dvc exp run --temp``, the queue) that it deletes afterwards.
 import os
-import sys
 
-WORKSHOP = Path(os.environ.get("DVC_ROOT", HERE)).resolve().parent
-sys.path.insert(0, str(WORKSHOP))
 import mlflow
-from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.exceptions import MlflowException
 
-import plumbing
+PIPELINE = Path(os.environ.get("DVC_ROOT", HERE)).resolve()
+WORKSHOP = PIPELINE.parent  # the workshop's folder, above dvc_pipeline/
+LOCAL_STORE = "sqlite:///" + (WORKSHOP / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+
+
+# %%
+# The scores go to the training's run (new)
+# -----------------------------------------
+# The model card names the run train.py logged; ``start_run(run_id=...)``
+# reopens it, so that one run holds the params, the model and the scores.
+from mlflow.data.sources import LocalArtifactDatasetSource
 
 WINE_DATA = LocalArtifactDatasetSource((WORKSHOP / "data" / "winequality-red.csv").as_posix())
 
 
 def log_scores(run_id, metrics, test):
-    store = plumbing.connect()
-    try:
-        experiment = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id)
-    except MlflowException:
-        raise SystemExit(
-            f"The MLflow run {run_id} that train.py logged is not in {store}: "
-            "run `dvc repro --force` to train and log again."
-        ) from None
+    mlflow.set_tracking_uri(TRACKING_URI)
     with mlflow.start_run(run_id=run_id) as run:
         mlflow.log_metrics(metrics)
-        name, source = "winequality-red_evaluation", WINE_DATA
-        dataset = mlflow.data.from_pandas(test, name=name, targets=TARGET, source=source)
+        dataset = mlflow.data.from_pandas(
+            test, name="winequality-red_evaluation", targets=TARGET, source=WINE_DATA
+        )
         mlflow.log_input(dataset, context="evaluation")
         mlflow.log_table(test, artifact_file="held_out_rows.json")  # for load_model.py
-    return run, experiment
+    return run
 
 
-def main():
+# %%
+# Score, save, log
+# ----------------
+# The stage takes no flags. ``metrics.json`` is what DVC compares between
+# experiments; the run in MLflow gets the same numbers, and the lines below
+# say where to see them.
+import argparse
+
+
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     test, model, card = read_inputs()
     metrics = score(model, test)
     (HERE / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print("evaluate: " + ", ".join(f"{name} {value:.3f}" for name, value in metrics.items()))
-    if card.get("mlflow_run_id"):
-        run, experiment = log_scores(card["mlflow_run_id"], metrics, test)
-        next_steps = [
-            "Serve it (from the workshop's folder):  "
-            f"python serve_model.py --model-uri {card['mlflow_model_uri']}",
-            "Compare the runs:  python compare_runs.py --experiment wine-quality-dvc",
-        ]
-        plumbing.print_summary(run, experiment, metrics, card["mlflow_model_uri"], next_steps)
+    if "mlflow_run_id" not in card:  # enable_mlflow: false
+        return metrics
+    run = log_scores(card["mlflow_run_id"], metrics, test)
+    experiment = mlflow.get_experiment(run.info.experiment_id)
+    print(f"Run {run.info.run_id} ({run.info.run_name}) in experiment '{experiment.name}'")
+    print(f"Model URI: {card['mlflow_model_uri']}")
+    ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
+    link = f"{ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+    print(f"See it:    {link}?workflowType=machine_learning")
     return metrics
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+import signal
+import sys
+
+from mlflow.exceptions import MlflowException
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")

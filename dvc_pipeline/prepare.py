@@ -2,9 +2,8 @@
 
 The pipeline (dvc.yaml: prepare -> train -> evaluate) predicts the quality
 score (3 to 8) that tasters gave 1,599 red wines from eleven lab measurements.
-MLflow changed nothing in this stage (README: "MLflow in an existing DVC
-pipeline"). DVC runs it when the data, this script or the ``prepare`` params
-change:
+MLflow changed nothing in this stage (README.md in this folder). DVC runs it
+when the data, this script or the ``prepare`` params change. From this folder:
 
     dvc repro
 
@@ -12,8 +11,8 @@ It writes ``prepared/train.csv`` and ``prepared/test.csv``.
 """
 
 # %%
-# 1. Settings, from params.yaml
-# -----------------------------
+# Settings, from params.yaml
+# --------------------------
 # DVC records the params a stage declares in dvc.yaml and reruns the stage
 # when they change; the stage reads them itself. A bad value stops it here
 # with one sentence, before anything is written.
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent  # the project folder, or DVC's copy of it
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 DATA = HERE.parent / "data" / "winequality-red.csv"  # the workshop's data, a DVC dependency
 OUTPUT = HERE / "prepared"
 
@@ -42,8 +41,8 @@ def read_params():
 
 
 # %%
-# 2. The data, checked
-# --------------------
+# The data, checked
+# -----------------
 # The workshop ships the data in data/ (see data/README.md for its source and
 # licence); a missing or different file gets one sentence, not a traceback.
 import pandas as pd
@@ -64,14 +63,18 @@ def read_wine():
 
 
 # %%
-# 3. The split
-# ------------
+# The split
+# ---------
 # A fixed seed makes the split the same on every computer and in every
-# experiment, so that test scores can be compared.
+# experiment, so that test scores can be compared. The stage takes no flags:
+# its settings are in params.yaml, where DVC sees them.
+import argparse
+
 from sklearn.model_selection import train_test_split
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     params = read_params()
     wine = read_wine()
     training, test = train_test_split(
@@ -81,7 +84,29 @@ def main():
     training.to_csv(OUTPUT / "train.csv", index=False)
     test.to_csv(OUTPUT / "test.csv", index=False)
     print(f"prepare: {len(training)} training and {len(test)} test wines in prepared/")
+    return training, test
+
+
+# %%
+# Run the stage
+# -------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: one line, and the exit code a shell expects (130 or 143). DVC then
+# reports the stage as failed, and runs it again next time.
+import signal
+import sys
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
 
 
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}.", file=sys.stderr)
+        sys.exit(128 + signum)

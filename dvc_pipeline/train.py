@@ -1,7 +1,7 @@
 """Stage 2 of the wine pipeline: fit an ElasticNet and, new, log it to MLflow.
 
 DVC runs this stage when the prepared training rows, this script or its
-params (``train`` and ``enable_mlflow`` in params.yaml) change:
+params (``train`` and ``enable_mlflow`` in params.yaml) change. From this folder:
 
     dvc repro
     dvc exp run -S train.alpha=0.1
@@ -9,19 +9,20 @@ params (``train`` and ``enable_mlflow`` in params.yaml) change:
 It still writes the model (``model/model.skops``) and its card
 (``model/model_card.json``). With ``enable_mlflow: true`` it also logs a run in
 the MLflow experiment ``wine-quality-dvc``: params, DVC's names and the commit
-as tags, the model as a new version of ``wine_quality_dvc``.
+as tags, the training rows, and the model as a new version of ``wine_quality_dvc``.
 """
 
 # %%
-# 1. Settings, from params.yaml
-# -----------------------------
-# DVC records the params a stage declares in dvc.yaml; the stage reads them
-# itself. A bad value stops it with one sentence, before anything is written.
+# Settings, from params.yaml
+# --------------------------
+# DVC records the params a stage declares in dvc.yaml and reruns the stage
+# when they change; the stage reads them itself. A bad value stops it with one
+# sentence, before anything is written or logged.
 from pathlib import Path
 
 import yaml
 
-HERE = Path(__file__).resolve().parent  # the project folder, or DVC's copy of it
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 TRAINING_ROWS = HERE / "prepared" / "train.csv"
 MODEL_DIR = HERE / "model"
 TARGET = "quality"
@@ -34,7 +35,8 @@ def refuse(name, requirement, value):
 def read_params():
     params = yaml.safe_load((HERE / "params.yaml").read_text()) or {}
     train = params.get("train") or {}
-    alpha, l1_ratio = train.get("alpha"), train.get("l1_ratio")
+    alpha = train.get("alpha")
+    l1_ratio = train.get("l1_ratio")
     if type(alpha) not in (int, float) or not 0 < alpha < float("inf"):
         refuse("train.alpha", "a number above 0", alpha)
     if type(l1_ratio) not in (int, float) or not 0 <= l1_ratio <= 1:
@@ -45,8 +47,8 @@ def read_params():
 
 
 # %%
-# 2. The model
-# ------------
+# The model
+# ---------
 # The penalty treats every coefficient alike, so the features are put on one
 # scale first; the scaler is part of the saved model. skops saves it without
 # pickle: loading a skops file cannot run code hidden in it.
@@ -67,54 +69,83 @@ def read_training_rows():
 
 
 # %%
-# 3. MLflow: where the runs go, and what DVC tells a stage (new)
-# --------------------------------------------------------------
-# ``dvc exp run --temp`` and ``dvc queue`` run this script in a copy under
-# .dvc/tmp/exps/ that DVC deletes afterwards, with any store found from here.
-# DVC_ROOT always names the real project folder; one folder up, plumbing/
-# knows the workshop's store (MLFLOW_TRACKING_URI, else mlflow.db there).
+# Where the runs go (new)
+# -----------------------
+# The workshop's store, as for every lesson: ``MLFLOW_TRACKING_URI`` if set,
+# else ``mlflow.db`` in the workshop's folder, the one above dvc_pipeline/.
+# ``dvc exp run --temp`` and queued experiments run this file in a copy that
+# DVC deletes afterwards; ``DVC_ROOT`` names the real dvc_pipeline/ even then.
 import os
-import subprocess
-import sys
 
-WORKSHOP = Path(os.environ.get("DVC_ROOT", HERE)).resolve().parent
-sys.path.insert(0, str(WORKSHOP))
 import mlflow
-from mlflow.data.sources import LocalArtifactDatasetSource
-from mlflow.models import infer_signature
+from filelock import FileLock
 
-import plumbing
+PIPELINE = Path(os.environ.get("DVC_ROOT", HERE)).resolve()
+WORKSHOP = PIPELINE.parent  # the workshop's folder, above dvc_pipeline/
+LOCAL_STORE = "sqlite:///" + (WORKSHOP / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+EXPERIMENT_NAME = "wine-quality-dvc"
+REGISTERED_MODEL = "wine_quality_dvc"
 
-EXPERIMENT_NAME, REGISTERED_MODEL = "wine-quality-dvc", "wine_quality_dvc"
-WINE_DATA = LocalArtifactDatasetSource((WORKSHOP / "data" / "winequality-red.csv").as_posix())
-DVC_TAGS = {"dvc_stage": "DVC_STAGE", "dvc_exp_name": "DVC_EXP_NAME"}  # tag: variable
 
-
-def git_commit():
-    """Under ``dvc exp run`` the baseline (the experiment's commit comes after), else HEAD."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True)
-    return os.environ.get("DVC_EXP_BASELINE_REV") or head.stdout.strip() or "none"
+def use_experiment():
+    mlflow.set_tracking_uri(TRACKING_URI)
+    # The first script to open a new store creates its tables, and MLflow does
+    # that without a lock: scripts started at once would break the store. The
+    # lock makes the others wait their turn, and then find the tables made.
+    with FileLock(WORKSHOP / "mlflow.db.lock"):
+        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+            # Given explicitly, the artifact folder is the workshop's mlruns/,
+            # not one in DVC's temporary copy (a server chooses its own).
+            local = (WORKSHOP / "mlruns" / EXPERIMENT_NAME).as_uri()
+            location = local if TRACKING_URI == LOCAL_STORE else None
+            mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        return mlflow.set_experiment(EXPERIMENT_NAME)
 
 
 # %%
-# 4. MLflow: one run per training (new)
-# -------------------------------------
+# What DVC tells a stage (new)
+# ----------------------------
+# DVC names the stage it runs in ``DVC_STAGE`` and, under ``dvc exp run``, the
+# experiment in ``DVC_EXP_NAME`` and the commit it started from in
+# ``DVC_EXP_BASELINE_REV``. As tags, they find an experiment's run. MLflow
+# records the commit itself, as ``mlflow.source.git.commit``.
+DVC_TAGS = {
+    "dvc_stage": "DVC_STAGE",
+    "dvc_exp_name": "DVC_EXP_NAME",
+    "dvc_exp_baseline_rev": "DVC_EXP_BASELINE_REV",
+}
+
+
+# %%
+# One run per training (new)
+# --------------------------
 # The params this stage read (and the split's, which made its rows), DVC's
 # names as tags, the rows as a dataset, and the model with a signature, an
 # input example and pinned requirements, registered: a version per training.
+from importlib.metadata import version
+
+from mlflow.data.sources import LocalArtifactDatasetSource
+from mlflow.models import infer_signature
+
+WINE_DATA = LocalArtifactDatasetSource((WORKSHOP / "data" / "winequality-red.csv").as_posix())
+
+
 def log_run(params, model, X, y):
-    train, prepare = params["train"], params["prepare"]
-    plumbing.use_experiment(EXPERIMENT_NAME)
-    default_name = f"repro_a{train['alpha']:g}_l{train['l1_ratio']:g}"
-    with mlflow.start_run(run_name=os.environ.get("DVC_EXP_NAME") or default_name) as run:
-        mlflow.log_params(train | {"test_size": prepare["test_size"], "seed": prepare["seed"]})
-        mlflow.set_tags(
-            {"model_type": "ElasticNet", "dataset": "UCI wine quality (red)"}
-            | {"git_commit": git_commit()}
-            | {tag: os.environ[name] for tag, name in DVC_TAGS.items() if os.environ.get(name)}
+    train = params["train"]
+    prepare = params["prepare"]
+    use_experiment()
+    # An experiment's run is named after it, a plain ``dvc repro`` after its params.
+    repro_name = f"repro_a{train['alpha']:g}_l{train['l1_ratio']:g}"
+    run_name = os.environ.get("DVC_EXP_NAME", repro_name)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({**train, "test_size": prepare["test_size"], "seed": prepare["seed"]})
+        dvc = {tag: os.environ[name] for tag, name in DVC_TAGS.items() if name in os.environ}
+        mlflow.set_tags({"model_type": "ElasticNet", "dataset": "UCI wine quality (red)", **dvc})
+        rows = X.assign(**{TARGET: y})
+        dataset = mlflow.data.from_pandas(
+            rows, name="winequality-red_training", targets=TARGET, source=WINE_DATA
         )
-        rows, name = X.assign(**{TARGET: y}), "winequality-red_training"
-        dataset = mlflow.data.from_pandas(rows, name=name, targets=TARGET, source=WINE_DATA)
         mlflow.log_input(dataset, context="training")
         model_info = mlflow.sklearn.log_model(
             model,
@@ -122,29 +153,68 @@ def log_run(params, model, X, y):
             signature=infer_signature(X, model.predict(X)),
             input_example=X.head(5),
             serialization_format="skops",
-            pip_requirements=plumbing.REQUIREMENTS,
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops")],
             registered_model_name=REGISTERED_MODEL,
         )
     return run.info.run_id, f"models:/{REGISTERED_MODEL}/{model_info.registered_model_version}"
 
 
-def main():
+# %%
+# Train, save, log
+# ----------------
+# The stage takes no flags: its settings are in params.yaml, where DVC sees
+# them. The card is the project's own record; it now names the MLflow run, so
+# that the evaluate stage adds its scores to the same run.
+import argparse
+
+
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     params = read_params()
     X, y = read_training_rows()
-    alpha, l1_ratio = params["train"]["alpha"], params["train"]["l1_ratio"]
+    alpha = params["train"]["alpha"]
+    l1_ratio = params["train"]["l1_ratio"]
     model = make_pipeline(StandardScaler(), ElasticNet(alpha=alpha, l1_ratio=l1_ratio)).fit(X, y)
     MODEL_DIR.mkdir(exist_ok=True)
     skops.io.dump(model, MODEL_DIR / "model.skops")
     print(f"train: ElasticNet(alpha={alpha:g}, l1_ratio={l1_ratio:g}) saved in model/")
     card = {"model_type": "ElasticNet", "alpha": alpha, "l1_ratio": l1_ratio}
-    card |= {"features": list(X.columns), "training_rows": len(X)}
+    card["features"] = list(X.columns)
+    card["training_rows"] = len(X)
     if params["enable_mlflow"]:
         run_id, model_uri = log_run(params, model, X, y)
-        card |= {"mlflow_run_id": run_id, "mlflow_model_uri": model_uri}
+        card["mlflow_run_id"] = run_id
+        card["mlflow_model_uri"] = model_uri
         print(f"train: MLflow run {run_id}, model {model_uri}")
     (MODEL_DIR / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+import signal
+import sys
+
+from mlflow.exceptions import MlflowException
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")
