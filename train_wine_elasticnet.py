@@ -19,53 +19,143 @@ with other settings, then compare the runs in the UI or with compare_runs.py.
 # ``alpha`` is how strongly large coefficients are penalised (0 = not at all);
 # ``l1_ratio`` mixes the two kinds of penalty: 0 is pure ridge (shrink every
 # coefficient), 1 is pure lasso (drop whole features).
-import plumbing
+import argparse
 
 ALPHA = 0.5
 L1_RATIO = 0.5
 TEST_SIZE = 0.25
 SEED = 42
-EXPERIMENT_NAME = "wine-quality-elasticnet"
 
 
 def parse_args(argv):
-    parser = plumbing.argument_parser(__doc__)
-    add = parser.add_argument
-    add("--alpha", type=plumbing.non_negative_number, default=ALPHA, help="penalty, 0 = none")
-    add("--l1-ratio", type=plumbing.closed_fraction, default=L1_RATIO, help="0 ridge, 1 lasso")
-    add("--test-size", type=plumbing.holdout_fraction, default=TEST_SIZE, help="share held out")
-    add("--seed", type=plumbing.seed, default=SEED, help="seed for the train/test split")
-    add("--data", default=str(plumbing.WINE_CSV), help="the red-wine CSV, a file or http(s) URL")
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--alpha", type=float, default=ALPHA, help="penalty, 0 = none")
+    parser.add_argument("--l1-ratio", type=float, default=L1_RATIO, help="0 ridge, 1 lasso")
+    parser.add_argument("--test-size", type=float, default=TEST_SIZE, help="share held out")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed for the train/test split")
+    parser.add_argument(
+        "--data", default=str(WINE_CSV), help="the red-wine CSV: a file or an http(s) URL"
+    )
+    args = parser.parse_args(argv)
+    # Checked before any run starts: a bad value is one line, and nothing is logged.
+    if not 0 <= args.alpha < float("inf"):  # also refuses nan
+        parser.error("--alpha must be a number of at least 0")
+    if not 0 <= args.l1_ratio <= 1:
+        parser.error("--l1-ratio must be between 0 and 1")
+    if not 0.05 <= args.test_size <= 0.95:
+        parser.error("--test-size must be between 0.05 and 0.95")
+    if not 0 <= args.seed < 2**32:
+        parser.error("--seed must be a whole number from 0 to 4294967295")
+    return args
 
 
 # %%
-# 1. The data, checked before anything is logged
-# ----------------------------------------------
-# A missing or wrong file stops the script with one sentence before a run
-# starts, so no half-filled run is left behind. MLflow records where the data
-# came from as a dataset *source*: a URL, or a file on this computer.
+# Where the runs go
+# -----------------
+# MLflow writes to the tracking store named by ``MLFLOW_TRACKING_URI`` (a team
+# server, say) or, without it, to ``mlflow.db`` beside this script: an absolute
+# path, so that ``mlflow ui`` started in this folder finds every run, whichever
+# folder you started the script from. Files go to ``mlruns/`` beside it.
+import os
 from pathlib import Path
 
-from mlflow.data.http_dataset_source import HTTPDatasetSource
-from mlflow.data.sources import LocalArtifactDatasetSource
-from sklearn.model_selection import train_test_split
+import mlflow
+from filelock import FileLock
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+LOCAL_STORE = "sqlite:///" + (HERE / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
+EXPERIMENT_NAME = "wine-quality-elasticnet"
 
 
-def load_data(data, test_size, seed):
-    """The training wines, the held-out wines, and where they came from."""
-    wine = plumbing.load_wine_data(data)
-    if data.startswith(("http://", "https://")):
-        source = HTTPDatasetSource(data)
-    else:
-        source = LocalArtifactDatasetSource(Path(data).resolve().as_posix())
-    training, held_out = train_test_split(wine, test_size=test_size, random_state=seed)
-    return training, held_out, source
+def use_experiment():
+    mlflow.set_tracking_uri(TRACKING_URI)
+    # The first script to open a new store creates its tables, and MLflow does
+    # that without a lock: scripts started at once would break the store. The
+    # lock makes the others wait their turn, and then find the tables made.
+    with FileLock(HERE / "mlflow.db.lock"):
+        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+            # Given explicitly, the artifact folder is the same whatever folder
+            # the script started in (a server chooses its own).
+            local = (HERE / "mlruns" / EXPERIMENT_NAME).as_uri()
+            location = local if TRACKING_URI == LOCAL_STORE else None
+            mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        return mlflow.set_experiment(EXPERIMENT_NAME)
 
 
 # %%
-# 2. The model and its errors
-# ---------------------------
+# The data, checked before anything is logged
+# -------------------------------------------
+# A missing or wrong file stops the script with one sentence before a run
+# starts, so no half-filled run is left behind. ``sep=None`` lets pandas find
+# the separator: UCI's own copy uses semicolons, ours commas ("utf-8-sig" also
+# reads a file that a spreadsheet saved with a byte-order mark).
+import csv
+
+import numpy as np
+import pandas as pd
+
+WINE_CSV = HERE / "data" / "winequality-red.csv"
+FEATURES = [
+    "fixed acidity",
+    "volatile acidity",
+    "citric acid",
+    "residual sugar",
+    "chlorides",
+    "free sulfur dioxide",
+    "total sulfur dioxide",
+    "density",
+    "pH",
+    "sulphates",
+    "alcohol",
+]
+TARGET = "quality"
+MIN_ROWS = 40  # a 5 % or a 95 % hold-out still leaves 2 wines on each side
+
+
+def read_wine(data):
+    try:
+        table = pd.read_csv(data, sep=None, engine="python", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SystemExit(f"There is no file {data}: pass the red-wine CSV with --data.") from None
+    except (OSError, ValueError, csv.Error) as error:  # a folder, offline, not a CSV, empty
+        raise SystemExit(f"Could not read {data} as a CSV file ({error}).") from None
+    missing = [name for name in [*FEATURES, TARGET] if name not in table.columns]
+    if missing:
+        raise SystemExit(f"{data} is not the red-wine data: it has no column '{missing[0]}'.")
+    # Numbers throughout, the target too (a regression predicts fractional
+    # scores); what is not a number becomes NaN here, and is refused below.
+    wine = table[[*FEATURES, TARGET]].apply(pd.to_numeric, errors="coerce").astype(float)
+    bad_rows = wine.index[~np.isfinite(wine).all(axis="columns")]
+    if len(bad_rows):
+        line = bad_rows[0] + 2  # counted from 1, after the header line
+        raise SystemExit(f"{data} has a missing or non-numeric value on line {line}.")
+    if len(wine) < MIN_ROWS:
+        raise SystemExit(f"{data} has {len(wine)} wines, and the lesson needs at least {MIN_ROWS}.")
+    return wine
+
+
+# %%
+# Where the data came from
+# ------------------------
+# MLflow records the origin of a dataset as its *source*: a URL, or a file on
+# this computer (an absolute path, so it means the same from any folder).
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.sources import LocalArtifactDatasetSource
+
+
+def dataset_source(data):
+    if data.startswith(("http://", "https://")):
+        return HTTPDatasetSource(data)
+    return LocalArtifactDatasetSource(Path(data).resolve().as_posix())
+
+
+# %%
+# The model and its errors
+# ------------------------
 # The penalty treats every coefficient alike, so the features are put on one
 # scale first; the scaler travels inside the logged model. The metrics are
 # errors in quality points on wines the model never saw.
@@ -94,57 +184,100 @@ def fit_and_score(args, X_train, y_train, X_test, y_test):
 
 
 # %%
-# 3. The MLflow run
-# -----------------
+# The MLflow run
+# --------------
 # One invocation, one run. The run name carries the settings, so a list of
 # runs reads like a list of the experiments tried.
-import mlflow
-from mlflow.models import infer_signature
+from importlib.metadata import version
 
-FEATURES, TARGET = plumbing.WINE_FEATURES, plumbing.WINE_TARGET
+from mlflow.models import infer_signature
+from sklearn.model_selection import train_test_split
 
 
 def main(argv=None):
     args = parse_args(argv)
-    training, held_out, source = load_data(args.data, args.test_size, args.seed)
+    wine = read_wine(args.data)
+    training, held_out = train_test_split(wine, test_size=args.test_size, random_state=args.seed)
     X_train, y_train = training[FEATURES], training[TARGET]
     X_test, y_test = held_out[FEATURES], held_out[TARGET]
     run_name = f"elasticnet_a{args.alpha:g}_l{args.l1_ratio:g}"
 
-    experiment = plumbing.use_experiment(EXPERIMENT_NAME)
+    experiment = use_experiment()
     with mlflow.start_run(run_name=run_name) as run:
-        params = {"alpha": args.alpha, "l1_ratio": args.l1_ratio}
-        mlflow.log_params(params | {"test_size": args.test_size, "seed": args.seed})
+        mlflow.log_params(
+            {
+                "alpha": args.alpha,
+                "l1_ratio": args.l1_ratio,
+                "test_size": args.test_size,
+                "seed": args.seed,
+            }
+        )
         mlflow.set_tags({"model_type": "ElasticNet", "dataset": "UCI wine quality (red)"})
+
         # The rows trained and scored on. A dataset's digest is a hash of its
         # content: two runs with the same digest used exactly the same wines.
+        # The held-out rows are also kept as a table, for load_model.py.
+        source = dataset_source(args.data)
         for rows, context in [(training, "training"), (held_out, "evaluation")]:
-            name = f"winequality-red_{context}"
-            data = mlflow.data.from_pandas(rows, name=name, targets=TARGET, source=source)
-            mlflow.log_input(data, context=context)
-        mlflow.log_table(held_out, artifact_file="held_out_rows.json")  # for load_model.py
+            dataset = mlflow.data.from_pandas(
+                rows, source=source, targets=TARGET, name=f"winequality-red_{context}"
+            )
+            mlflow.log_input(dataset, context=context)
+        mlflow.log_table(held_out, artifact_file="held_out_rows.json")
 
         model, y_pred, metrics = fit_and_score(args, X_train, y_train, X_test, y_test)
         mlflow.log_metrics(metrics)  # all of them in one call
 
         # The model, as in demo.py: skops, a signature, an input example and
-        # pinned requirements (a linear model and a scaler need no trusted types).
+        # pinned requirements (a scaler and a linear model need no trusted types).
         model_info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=infer_signature(X_train, y_pred),
             input_example=X_test.head(5),
             serialization_format="skops",
-            pip_requirements=plumbing.REQUIREMENTS,
+            pip_requirements=[f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops")],
         )
 
-    next_steps = [
-        "Try other settings:  python train_wine_elasticnet.py --alpha 0.1 --l1-ratio 0.2",
-        "Compare the runs:    python compare_runs.py",
-    ]
-    plumbing.print_summary(run, experiment, metrics, model_info.model_uri, next_steps)
+    print(f"Run {run.info.run_id} ({run_name}) in experiment '{experiment.name}'")
+    for name, value in metrics.items():
+        print(f"  {name:<4}  {value:.3f}")
+    print(f"Model URI: {model_info.model_uri}")
+    print(f"Load it:   python load_model.py --model-uri {model_info.model_uri}")
+    print("Compare:   python compare_runs.py")
+    ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
+    print(
+        f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning"
+    )
     return {"run_id": run.info.run_id, "model_uri": model_info.model_uri, "metrics": metrics}
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+import signal
+import sys
+
+from mlflow.exceptions import MlflowException
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")
