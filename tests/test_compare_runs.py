@@ -1,54 +1,71 @@
-"""compare_runs.py: ranking, filtering, paging, exporting and its one-sentence errors."""
+"""compare_runs.py: ranking, filtering, paging, the CSV and the chart, and its one-line errors."""
 
-import errno
-import os
+import contextlib
+import io
 import re
-from pathlib import Path
+import shutil
 
 import mlflow
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, free_port, require, run_script
+from conftest import copy_lesson, load_lesson, run_script, sqlite_uri
 
-import compare_runs
-import plumbing
-
-# (run name, alpha, l1_ratio, rmse, r2): made-up scores, so the expected order is known.
-WINE_LIKE_RUNS = [
-    ("elasticnet_a0.5_l0.5", 0.5, 0.5, 0.733, 0.133),
-    ("elasticnet_a0.1_l0.5", 0.1, 0.5, 0.642, 0.335),
-    ("elasticnet_a1_l0.5", 1.0, 0.5, 0.787, -0.002),
-    ("elasticnet_a0.1_l0.2", 0.1, 0.2, 0.648, 0.321),
-    ("elasticnet_a0_l0", 0.0, 0.0, 0.651, 0.318),
+# The wine lesson's tries, and their rmse with the default split (README, lesson 2).
+WINE_TRIES = [("0.5", "0.5"), ("0.1", "0.5"), ("1", "0.5"), ("0.1", "0.2"), ("0.01", "0.5")]
+BY_RMSE = [
+    ("elasticnet_a0.01_l0.5", 0.625),
+    ("elasticnet_a0.1_l0.2", 0.631),
+    ("elasticnet_a0.1_l0.5", 0.642),
+    ("elasticnet_a0.5_l0.5", 0.733),
+    ("elasticnet_a1_l0.5", 0.787),
 ]
+NAMES_BY_RMSE = [name for name, _ in BY_RMSE]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, empty_store_template):
+    """One store for the module: five real wine runs, a sweep-like experiment (a parent
+    without the metric, two children with it), and an experiment of the participant's own."""
+    folder = tmp_path_factory.mktemp("compare")
+    shutil.copyfile(empty_store_template, folder / "mlflow.db")
+    uri = sqlite_uri(folder / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        wine = load_lesson("train_wine_elasticnet.py")
+        results = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            for alpha, l1_ratio in WINE_TRIES:
+                result = wine.main(["--alpha", alpha, "--l1-ratio", l1_ratio])
+                results[f"elasticnet_a{alpha}_l{l1_ratio}"] = result
+        mlflow.set_experiment("iris_classification")
+        with mlflow.start_run(run_name="sweep_parent"):
+            for n_estimators, max_depth, accuracy in [(10, 2, 0.911), (50, 3, 0.956)]:
+                with mlflow.start_run(run_name=f"rf_{n_estimators}_{max_depth}", nested=True):
+                    mlflow.log_params({"n_estimators": n_estimators, "max_depth": max_depth})
+                    mlflow.log_metrics({"accuracy": accuracy, "f1_score": accuracy - 0.01})
+        mlflow.set_experiment("my-experiment")
+        with mlflow.start_run(run_name="mine"):
+            mlflow.log_metrics({"val_loss": 0.3, "zeta": 1.0})
+    return {"uri": uri, "folder": folder, "wine": results}
+
+
 @pytest.fixture
-def wine_like_runs(tracking_store):
-    """Five runs shaped like train_wine_elasticnet.py's, without training: {name: run_id}."""
-    plumbing.use_experiment(compare_runs.EXPERIMENT_NAME)
-    run_ids = {}
-    for name, alpha, l1_ratio, rmse, r2 in WINE_LIKE_RUNS:
-        with mlflow.start_run(run_name=name) as run:
-            mlflow.log_params({"alpha": alpha, "l1_ratio": l1_ratio, "seed": 42})
-            mlflow.log_metrics({"rmse": rmse, "r2": r2, "mae": rmse * 0.8})
-        run_ids[name] = run.info.run_id
-    return run_ids
+def compare(store, monkeypatch):
+    """compare_runs.py, imported as `python compare_runs.py` would be with the module's store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    return load_lesson("compare_runs.py")
 
 
 def names(runs):
     return [run.info.run_name for run in runs]
 
 
-def by_rmse(runs=WINE_LIKE_RUNS):
-    return [name for name, *_ in sorted(runs, key=lambda run: run[3])]
-
-
-def table_lines(out):
-    """The printed table: its header and its rows, split into cells."""
+def table(out):
+    """The printed ranking: its header and its rows, split into words."""
     lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("#  "))
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["#", "run", "name"])
     rows = [line.split() for line in lines[start + 1 :] if re.match(r"^ *\d+ ", line)]
     return lines[start].split(), rows
 
@@ -59,56 +76,69 @@ def png_width(path):
     return int.from_bytes(data[16:20], "big")  # the IHDR chunk: width, then height
 
 
-def test_default_ranks_wine_runs_by_rmse(wine_like_runs, capsys):
-    result = compare_runs.main([])
+def test_default_ranks_the_wine_runs_by_rmse(store, compare, capsys):
+    result = compare.main([])
     out = capsys.readouterr().out
-    best_id = wine_like_runs["elasticnet_a0.1_l0.5"]
-    assert names(result["runs"]) == names(result["ranked"]) == by_rmse()
-    assert result["best_run"].info.run_id == best_id
-    assert out.startswith("Experiments in this tracking store:\n  Default ")
-    assert re.search(r"^  wine-quality-elasticnet +id \d+$", out, re.M)
-    assert (
-        "\nExperiment 'wine-quality-elasticnet': 5 runs, ordered by metrics.rmse ASC "
-        "(1 page of up to 1000)\n" in out
+    best = store["wine"]["elasticnet_a0.01_l0.5"]
+    assert names(result["runs"]) == names(result["ranked"]) == NAMES_BY_RMSE
+    assert result["best_run"].info.run_id == best["run_id"]
+    experiment_id = result["experiment"].experiment_id
+    lines = out.splitlines()
+    assert lines[:6] == [
+        "Experiments in this tracking store:",
+        "  Default                          id 0",
+        f"  iris_classification              id {int(experiment_id) + 1}",
+        f"  my-experiment                    id {int(experiment_id) + 2}",
+        f"  wine-quality-elasticnet          id {experiment_id}",
+        "",
+    ]
+    assert lines[6] == (
+        "Experiment 'wine-quality-elasticnet': 5 runs, ordered by metrics.rmse ASC "
+        "(1 page of up to 1000)"
     )
-    # The table: the params that differ (seed is 42 everywhere), the ranking metric first.
-    header, rows = table_lines(out)
+    # The params that differ (test_size and seed do not), the ranking metric first.
+    header, rows = table(out)
     assert header == ["#", "run", "name", "run", "id", "alpha", "l1_ratio", "rmse", "mae", "r2"]
-    assert [row[1] for row in rows] == by_rmse()
-    assert rows[0] == ["1", "elasticnet_a0.1_l0.5", best_id[:8], "0.1", "0.5"] + [
-        "0.642",
-        "0.514",
-        "0.335",
+    assert [row[1] for row in rows] == NAMES_BY_RMSE
+    assert [float(row[5]) for row in rows] == [rmse for _, rmse in BY_RMSE]
+    assert rows[0][:7] == ["1", "elasticnet_a0.01_l0.5", best["run_id"][:8], "0.01", "0.5"] + [
+        "0.625",
+        "0.502",
     ]
     assert "Not ranked" not in out
-    assert f"\nBest run by metrics.rmse ASC: elasticnet_a0.1_l0.5 {best_id} rmse = 0.642\n" in out
-    assert f"/runs/{best_id}" in out  # plumbing.where_to_look: how to see it in the UI
+    assert lines[-4:] == [
+        "",
+        f"Best run by metrics.rmse ASC: elasticnet_a0.01_l0.5 {best['run_id']} rmse = 0.625",
+        f"Its model: python load_model.py --model-uri {best['model_uri']}",
+        f"See it:    http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{best['run_id']}"
+        "?workflowType=machine_learning",
+    ]
 
 
-def test_filter_metric_and_order(wine_like_runs, capsys):
-    result = compare_runs.main(["--filter", "metrics.rmse < 0.7"])
-    assert names(result["runs"]) == by_rmse([run for run in WINE_LIKE_RUNS if run[3] < 0.7])
+def test_filter_metric_and_order(compare, capsys):
+    result = compare.main(["--filter", "metrics.rmse < 0.7"])
+    assert names(result["runs"]) == NAMES_BY_RMSE[:3]
     assert "3 runs matching 'metrics.rmse < 0.7', ordered by" in capsys.readouterr().out
 
-    result = compare_runs.main(["--metric", "r2", "--order", "desc"])
+    result = compare.main(["--metric", "r2", "--order", "desc"])
     out = capsys.readouterr().out
-    assert names(result["runs"]) == by_rmse()  # here r2 falls as rmse rises
+    assert names(result["runs"]) == NAMES_BY_RMSE  # here r2 falls as rmse rises
     assert "ordered by metrics.r2 DESC" in out
-    assert "Best run by metrics.r2 DESC: elasticnet_a0.1_l0.5 " in out
-    assert table_lines(out)[0][5:] == ["alpha", "l1_ratio", "r2", "mae", "rmse"]
+    assert "Best run by metrics.r2 DESC: elasticnet_a0.01_l0.5 " in out
+    assert table(out)[0][5:] == ["alpha", "l1_ratio", "r2", "mae", "rmse"]
 
-    result = compare_runs.main(["--filter", "params.alpha = '0.1'", "--order", "DESC"])
-    assert names(result["runs"]) == ["elasticnet_a0.1_l0.2", "elasticnet_a0.1_l0.5"]  # worst first
+    result = compare.main(["--filter", "params.alpha = '0.1'", "--order", "DESC"])
+    assert names(result["runs"]) == ["elasticnet_a0.1_l0.5", "elasticnet_a0.1_l0.2"]  # worst first
 
 
-def test_no_matching_runs_and_an_unlogged_metric(wine_like_runs, capsys):
-    result = compare_runs.main(["--filter", "metrics.rmse > 5"])
+def test_no_matching_runs_and_a_metric_nobody_logged(compare, capsys):
+    result = compare.main(["--filter", "metrics.rmse > 5"])
     out = capsys.readouterr().out
     assert result["runs"] == [] and result["best_run"] is None
     assert "0 runs matching 'metrics.rmse > 5'" in out
     assert out.endswith("No runs to compare: none has a metric 'rmse' (metrics logged: none).\n")
 
-    result = compare_runs.main(["--metric", "rsme"])
+    result = compare.main(["--metric", "rsme"])
     out = capsys.readouterr().out
     assert len(result["runs"]) == 5 and result["best_run"] is None
     assert out.endswith(
@@ -116,168 +146,86 @@ def test_no_matching_runs_and_an_unlogged_metric(wine_like_runs, capsys):
     )
 
 
-def test_pages_are_fetched_up_to_max_results(wine_like_runs, monkeypatch, capsys):
-    monkeypatch.setattr(compare_runs, "PAGE_SIZE", 2)
-    result = compare_runs.main(["--max-results", "10"])
+def test_pages_are_fetched_up_to_max_results(compare, capsys):
+    compare.PAGE_SIZE = 2
+    result = compare.main(["--max-results", "10"])
     out = capsys.readouterr().out
-    assert names(result["runs"]) == by_rmse()  # 2 + 2 + 1 runs, still one ranking
+    assert names(result["runs"]) == NAMES_BY_RMSE  # 2 + 2 + 1 runs, still one ranking
     assert "5 runs, ordered by metrics.rmse ASC (3 pages of up to 2)" in out
     assert "More runs match" not in out
 
-    compare_runs.main(["--max-results", "5"])
+    compare.main(["--max-results", "5"])
     out = capsys.readouterr().out
     assert "5 runs, ordered by metrics.rmse ASC (3 pages of up to 2)" in out
     assert "More runs match" not in out  # exactly all of them: the store has no more
 
-    result = compare_runs.main(["--max-results", "3"])
+    result = compare.main(["--max-results", "3"])
     out = capsys.readouterr().out
-    assert names(result["runs"]) == by_rmse()[:3]
+    assert names(result["runs"]) == NAMES_BY_RMSE[:3]
     assert "3 runs, ordered by metrics.rmse ASC (2 pages of up to 2)" in out
     assert "More runs match: only the first 3 are shown (see --max-results)." in out
 
 
-def test_csv_holds_every_matched_run(wine_like_runs, tmp_path, capsys):
+def test_csv_holds_every_matched_run(compare, tmp_path, capsys):
     path = tmp_path / "runs.csv"
-    result = compare_runs.main(["--csv", str(path), "--filter", "metrics.rmse < 0.75"])
-    assert f"Wrote 4 runs with all their params, metrics and tags to {path}" in (
+    result = compare.main(["--csv", str(path), "--filter", "metrics.rmse < 0.75"])
+    assert f"Wrote 4 runs with all their params, metrics and tags to {path}\n" in (
         capsys.readouterr().out
     )
-    table = pd.read_csv(path)
-    assert len(table) == 4
-    assert list(table["run_id"]) == [run.info.run_id for run in result["runs"]]
-    assert list(table["tags.mlflow.runName"]) == by_rmse()[:4]
-    expected = {"run_id", "status", "start_time", "end_time", "tags.mlflow.runName"}
-    expected |= {f"metrics.{name}" for name in ("rmse", "r2", "mae")}
-    expected |= {f"params.{name}" for name in ("alpha", "l1_ratio", "seed")}
-    assert expected <= set(table.columns)
-    assert table["metrics.rmse"].tolist() == pytest.approx([0.642, 0.648, 0.651, 0.733])
-    assert table["params.alpha"].tolist() == [0.1, 0.1, 0.0, 0.5]
+    runs = pd.read_csv(path)
+    assert list(runs["run_id"]) == [run.info.run_id for run in result["runs"]]
+    assert list(runs["tags.mlflow.runName"]) == NAMES_BY_RMSE[:4]
+    assert runs["metrics.rmse"].round(3).tolist() == [rmse for _, rmse in BY_RMSE[:4]]
+    assert runs["params.alpha"].tolist() == [0.01, 0.1, 0.1, 0.5]
+    expected = {"status", "start_time", "metrics.r2", "metrics.mae", "params.l1_ratio"}
+    assert expected <= set(runs.columns)
 
 
-def test_a_csv_write_that_fails_is_one_sentence(wine_like_runs, tracking_store, tmp_path, capsys):
-    """A full disk: Linux's /dev/full passes the flag check, then refuses every write (ENOSPC)."""
-    require(Path("/dev/full").exists(), "there is no /dev/full (a device that is always full)")
-    sentence = f"Could not write /dev/full: {os.strerror(errno.ENOSPC)}."
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main(["--csv", "/dev/full"])
-    assert exit_info.value.code == sentence
-    assert "Wrote" not in capsys.readouterr().out
-
-    script, env = str(REPO_ROOT / "compare_runs.py"), {"MLFLOW_TRACKING_URI": tracking_store}
-    done = run_script(script, "--csv", "/dev/full", cwd=tmp_path, env=env)
-    assert (done.returncode, done.stderr) == (1, sentence + "\n")
-
-    # A folder removed after the flag check: the same write, one sentence too.
-    path = tmp_path / "removed" / "runs.csv"
-    with pytest.raises(SystemExit) as exit_info:
-        plumbing.write_csv(pd.DataFrame({"run_id": ["a"]}), path)
-    assert exit_info.value.code.startswith(f"Could not write {path}: ")
-    assert "non-existent directory" in exit_info.value.code and not path.parent.exists()
-
-
-def test_plot_draws_each_numeric_param_against_the_metric(wine_like_runs, tmp_path, capsys):
+def test_plot_draws_each_numeric_param_against_the_metric(compare, tmp_path, capsys):
     path = tmp_path / "wine.png"
-    compare_runs.main(["--plot", str(path)])
+    compare.main(["--plot", str(path)])
     assert f"Wrote the chart to {path}\n" in capsys.readouterr().out
-    assert png_width(path) == 900  # two panels, alpha and l1_ratio: (1 + 4 * 2) inches at 100 dpi
+    assert png_width(path) == 900  # two panels, alpha and l1_ratio: (1 + 4 * 2) inches, 100 dpi
 
-    one_run = tmp_path / "none.png"
-    compare_runs.main(["--filter", "params.alpha = '0.5'", "--plot", str(one_run)])
-    assert "No chart: no numeric param differs between the ranked runs." in (
-        capsys.readouterr().out
-    )
+    one_run = tmp_path / "one.png"
+    compare.main(["--filter", "params.alpha = '0.5'", "--plot", str(one_run)])
+    out = capsys.readouterr().out
+    assert "No chart: no numeric param differs between the ranked runs.\n" in out
     assert not one_run.exists()
 
 
-def test_experiment_without_a_default_metric_needs_one(wine_like_runs, capsys):
-    mlflow.set_experiment("my-experiment")
-    with mlflow.start_run(run_name="mine"):
-        mlflow.log_metrics({"val_loss": 0.3, "zeta": 1.0})
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main(["--experiment", "my-experiment"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.endswith(
+def test_a_sweep_parent_without_the_metric_is_named_below_the_table(compare, capsys):
+    result = compare.main(["--experiment", "iris_classification"])
+    out = capsys.readouterr().out
+    assert names(result["ranked"]) == ["rf_50_3", "rf_10_2"]
+    assert "3 runs, ordered by metrics.accuracy DESC" in out
+    assert table(out)[0][5:] == ["max_depth", "n_estimators", "accuracy", "f1_score"]
+    assert "\nNot ranked, no metric 'accuracy': sweep_parent\n" in out
+    assert "Its model" not in out  # these runs logged none
+
+
+def test_an_experiment_without_a_default_metric_needs_one(compare, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        compare.main(["--experiment", "my-experiment"])
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.endswith(
         "error: 'my-experiment' has no default metric: pass --metric NAME\n"
     )
-    result = compare_runs.main(["--experiment", "my-experiment", "--metric", "val_loss"])
+    assert captured.out == ""
+    result = compare.main(["--experiment", "my-experiment", "--metric", "val_loss"])
     assert names(result["ranked"]) == ["mine"]
     assert "ordered by metrics.val_loss ASC" in capsys.readouterr().out
 
 
-def test_real_wine_runs(tracking_store, client, wine_csv, capsys):
-    import train_wine_elasticnet
-
-    runs = [
-        train_wine_elasticnet.main(["--data", str(wine_csv), "--alpha", alpha])
-        for alpha in ("1.0", "0.1")
-    ]
-    capsys.readouterr()
-    result = compare_runs.main([])
-    out = capsys.readouterr().out
-    best = min(runs, key=lambda run: run["metrics"]["rmse"])
-    assert best is runs[1]  # less penalty fits this data better
-    assert result["best_run"].info.run_id == best["run_id"]
-    assert table_lines(out)[0][5:] == ["alpha", "rmse", "mae", "r2"]
-    assert f"rmse = {best['metrics']['rmse']:.3f}\n" in out
-    assert f"\nIts model: python load_model.py --model-uri {best['model_uri']}\n" in out
-
-
-def test_demo_experiment_is_ranked_by_accuracy(tracking_store, capsys):
-    import demo
-
-    demo_run = demo.main(["--n-estimators", "3", "--max-depth", "2"])
-    capsys.readouterr()
-    result = compare_runs.main(["--experiment", "demo-mlflow-artifacts"])
-    out = capsys.readouterr().out
-    assert [run.info.run_id for run in result["ranked"]] == [demo_run["run_id"]]
-    assert "ordered by metrics.accuracy DESC" in out
-    header, _ = table_lines(out)
-    assert header[5:] == ["accuracy", "f1_score", "precision", "recall", "roc_auc"]
-    assert f"accuracy = {demo_run['metrics']['accuracy']:.3f}\n" in out
-    assert f"Its model: python load_model.py --model-uri {demo_run['model_uri']}" in out
-
-
-def test_sweep_children_ranked_and_parent_named(tracking_store, client, tmp_path, capsys):
-    """The parent run of a sweep has no accuracy of its own: it is named below the table."""
-    import train_iris_sweep
-
-    sweep = train_iris_sweep.main(["--grid", "1:1,5:2,10:3"])
-    capsys.readouterr()
-    chart = tmp_path / "iris.png"
-    result = compare_runs.main(["--experiment", "iris_classification", "--plot", str(chart)])
-    out = capsys.readouterr().out
-    parent_name = client.get_run(sweep["parent_run_id"]).info.run_name
-
-    assert "4 runs, ordered by metrics.accuracy DESC" in out
-    assert len(result["ranked"]) == 3
-    accuracies = [run.data.metrics["accuracy"] for run in result["ranked"]]
-    assert accuracies == sorted(accuracies, reverse=True)
-    assert accuracies[0] == max(run["metrics"]["accuracy"] for run in sweep["runs"])
-    header, rows = table_lines(out)
-    assert header[5:] == ["max_depth", "n_estimators", "accuracy", "f1_score", "precision"] + [
-        "recall"
-    ]
-    assert len(rows) == 3
-    assert f"\nNot ranked, no metric 'accuracy': {parent_name}\n" in out
-    assert png_width(chart) == 900  # n_estimators and max_depth against accuracy
-
-
-def test_unknown_experiment_lists_the_existing_ones(wine_like_runs):
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main(["--experiment", "wine-quality"])
-    assert exit_info.value.code == (
-        "There is no experiment named 'wine-quality'; "
-        "the experiments are: 'Default', 'wine-quality-elasticnet'."
+def test_an_unknown_experiment_is_one_sentence_naming_those_that_exist(compare, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        compare.main(["--experiment", "wine"])
+    assert stopped.value.code == (
+        "There is no experiment named 'wine'; the experiments are: 'Default', "
+        "'iris_classification', 'my-experiment', 'wine-quality-elasticnet'."
     )
-
-
-def test_missing_default_experiment_says_how_to_create_it(tracking_store):
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main([])
-    assert exit_info.value.code == (
-        "There is no experiment named 'wine-quality-elasticnet'; the experiments are: "
-        "'Default' (run `python train_wine_elasticnet.py` to create it)."
-    )
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize(
@@ -294,89 +242,64 @@ def test_missing_default_experiment_says_how_to_create_it(tracking_store):
         ),
     ],
 )
-def test_what_mlflow_cannot_parse_exits_2_with_its_reason(wine_like_runs, capsys, flags, reason):
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main(flags)
-    assert exit_info.value.code == 2
+def test_what_mlflow_cannot_parse_is_one_line_exit_2(compare, capsys, flags, reason):
+    with pytest.raises(SystemExit) as stopped:
+        compare.main(flags)
+    assert stopped.value.code == 2
     captured = capsys.readouterr()
-    error_line = captured.err.strip().splitlines()[-1]
-    assert error_line.endswith(f"error: MLflow cannot use this --filter or --metric: {reason}")
-    assert reason in error_line
-    assert "Traceback" not in captured.err and captured.out == ""
+    assert (
+        captured.err.strip()
+        .splitlines()[-1]
+        .endswith(f"error: MLflow cannot use this --filter or --metric: {reason}")
+    )
+    assert captured.out == ""
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--max-results", "0"], "argument --max-results: must be a whole number of at least 1"),
-        (["--max-results", "x"], "argument --max-results: must be a number, got 'x'"),
+        (["--max-results", "0"], "--max-results must be at least 1"),
+        (["--max-results", "x"], "argument --max-results: invalid int value: 'x'"),
         (["--order", "SIDEWAYS"], "argument --order: invalid choice: 'SIDEWAYS'"),
-        (
-            ["--csv", "nowhere/runs.csv"],
-            "argument --csv: cannot write nowhere/runs.csv: its folder",
-        ),
-        (["--plot", "nowhere/chart.png"], "argument --plot: cannot write nowhere/chart.png: its"),
-        (
-            ["--plot", "chart.jpg"],
-            "argument --plot: the chart is a PNG file: end chart.jpg in .png",
-        ),
-        (["--plot", "chart"], "argument --plot: the chart is a PNG file: end chart in .png"),
-        (["--csv", "."], "argument --csv: cannot write .: it is a folder"),
+        (["--plot", "chart.jpg"], "--plot: the chart is a PNG file: end chart.jpg in .png"),
+        (["--csv", "nowhere/runs.csv"], "cannot write nowhere/runs.csv: its folder does not exist"),
+        (["--plot", "nowhere/c.png"], "cannot write nowhere/c.png: its folder does not exist"),
     ],
 )
-def test_bad_flags_exit_2(tracking_store, capsys, flags, message):
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main(flags)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+def test_a_bad_flag_is_one_line_exit_2(compare, capsys, flags, message):
+    with pytest.raises(SystemExit) as stopped:
+        compare.main(flags)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_no_local_store_yet(monkeypatch, tmp_path):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(plumbing.store, "REPO_ROOT", tmp_path)  # a fresh clone: no mlflow.db
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main([])
-    assert exit_info.value.code == (
+def test_copied_alone_without_a_store_it_says_so_and_creates_none(tmp_path, monkeypatch):
+    """A fresh folder, no MLFLOW_TRACKING_URI: one sentence, and no mlflow.db made."""
+    lesson = copy_lesson("compare_runs.py", tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    with pytest.raises(SystemExit) as stopped:
+        load_lesson(lesson).main([])
+    assert stopped.value.code == (
         "There are no runs yet: run `python train_wine_elasticnet.py` first."
     )
-    assert not (tmp_path / "mlflow.db").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["compare_runs.py"]
 
 
-def test_stopped_server_is_one_sentence(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    uri = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main([])
-    message = exit_info.value.code
-    assert message.startswith(f"Could not use the MLflow tracking store at {uri}: nothing answers")
-    assert "\n" not in message
-
-
-@pytest.mark.parametrize("uri", ["foo://bar", "some/folder"])
-def test_a_tracking_uri_of_no_known_form_is_one_sentence(monkeypatch, tmp_path, uri):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with pytest.raises(SystemExit) as exit_info:
-        compare_runs.main([])
-    assert exit_info.value.code.startswith(f"MLFLOW_TRACKING_URI={uri} is not a tracking store")
-
-
-def test_readme_commands_as_a_participant_types_them(wine_like_runs, tracking_store, tmp_path):
-    """The commands exactly as the README prints them, in a shell, from a working folder."""
-    script = str(REPO_ROOT / "compare_runs.py")
+def test_as_a_participant_runs_it(store, tmp_path):
+    """From a copy in an empty folder, against the module's store: the README's command with
+    its CSV and chart, then a filter MLflow cannot parse (argparse's lines, exit 2)."""
+    lesson = copy_lesson("compare_runs.py", tmp_path)
+    env = {"MLFLOW_TRACKING_URI": store["uri"]}
     flags = ["--filter", "metrics.rmse < 0.7", "--csv", "wine_runs.csv", "--plot", "wine_runs.png"]
-    env = {"MLFLOW_TRACKING_URI": tracking_store}
-    done = run_script(script, *flags, cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stderr
+    done = run_script(str(lesson), *flags, cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr) == (0, "")
     assert "3 runs matching 'metrics.rmse < 0.7'" in done.stdout
-    assert "Best run by metrics.rmse ASC: elasticnet_a0.1_l0.5 " in done.stdout
     assert len(pd.read_csv(tmp_path / "wine_runs.csv")) == 3
     assert png_width(tmp_path / "wine_runs.png") == 900
 
-    done = run_script(script, "--experiment", "wine", cwd=tmp_path, env=env)
-    assert done.returncode == 1
-    assert done.stderr == (
-        "There is no experiment named 'wine'; "
-        "the experiments are: 'Default', 'wine-quality-elasticnet'.\n"
+    refused = run_script(str(lesson), "--filter", "params.alpha = 0.1", cwd=tmp_path, env=env)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.splitlines()[-1] == (
+        "compare_runs.py: error: MLflow cannot use this --filter or --metric: Expected a quoted "
+        "string value for parameter (e.g. 'my-value'). Got value 0.1"
     )
