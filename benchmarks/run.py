@@ -1,6 +1,6 @@
 """Time the workshop's scripts and write the tables of BENCHMARKS.md.
 
-    python -m benchmarks.run           # the full run, about 10 minutes on two cores
+    python -m benchmarks.run           # the full run, about 15 minutes on two cores
     python -m benchmarks.run --quick   # tiny sizes, once each: prints the targets only
 
 Each process runs in a new temporary folder with its own SQLite store (Linux or macOS):
@@ -8,8 +8,10 @@ hyperfine times whole processes, step_metrics.py step logging, latencies() model
 """
 
 import argparse
+import ast
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import platform
@@ -33,23 +35,89 @@ BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
 PYTHON = sys.executable
 PACKAGES = ("mlflow", "scikit-learn", "pandas", "sqlalchemy", "skops")  # their versions reported
-WINE_CSV = REPO / "data" / "winequality-red.csv"
+WINE = ("--data", REPO / "data" / "winequality-red.csv")  # the baseline has no default
 IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 ONE_ROW = json.dumps({"dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}})
 
+# The lessons timed, in this order: (lesson, its baseline in baselines/, the earlier lesson
+# whose folder and store it runs in). A lesson in a folder of its own is also timed cold.
+LESSONS = [
+    ("demo.py", "baseline_demo.py", None),
+    ("load_model.py", None, "demo.py"),  # loads the newest demo.py model
+    ("train_wine_elasticnet.py", "baseline_wine_elasticnet.py", None),
+    ("train_iris_sweep.py", "baseline_iris_sweep.py", None),
+    ("track_training_curves.py", "baseline_training_curves.py", None),
+    ("autolog_grid_search.py", None, None),
+]
+# Timed when Java and pyspark are installed; score_on_spark.py needs the sweep's champion.
+SPARK_LESSONS = [
+    ("spark/train_spark_forest.py", None, "train_iris_sweep.py"),
+    ("spark/score_on_spark.py", None, "train_iris_sweep.py"),
+]
 # How much to measure: (a full run, a --quick run).
+FLAGS = {  # for a lesson and its baseline; a lesson not named here runs with its defaults
+    "demo.py": ((), ("--n-estimators", "10")),
+    "train_wine_elasticnet.py": (WINE, WINE),
+    "train_iris_sweep.py": ((), ("--grid", "10:2")),
+    "track_training_curves.py": ((), ("--epochs", "3")),
+    "spark/train_spark_forest.py": ((), ("--grid", "5:2")),
+}
+COMPARE = ["--experiment", "wine-quality-elasticnet", "--filter", "metrics.rmse < 1"]
 SIZES = {
-    "runs": (3, 1),  # timed runs of each warm command
+    "runs": (3, 1),  # timed runs of each warm command and of each import floor
     "cold_runs": (1, 0),  # timed runs of each lesson in a new store
-    "demo": ((), ("--n-estimators", "10")),  # flags for demo.py and its baseline
-    "sweep": ((), ("--grid", "10:2")),  # ... for train_iris_sweep.py and its baseline
-    "curves": ((), ("--epochs", "3")),  # ... for track_training_curves.py and its baseline
     "fill_runs": (1000, 50),  # runs in the store that compare_runs.py searches
     "points": (10_000, 400),  # step-metric points per measurement
     "budget": (3.0, 0.2),  # seconds for the slow way of logging them
     "requests": (500, 30),  # timed requests to each model server
     "serve_all": (True, False),  # also the baseline's champion and a forest of 200 trees
 }
+# The sweep's champion, served as the README serves it; server() adds --port.
+SERVE = shlex.split(
+    "-m mlflow models serve -m models:/iris_classifier@champion --env-manager local"
+    " --host 127.0.0.1"
+)
+
+
+def choose_sizes(quick):
+    """What to measure: SIZES and FLAGS for a full run, or for a --quick one."""
+    chosen = {name: pair[int(quick)] for name, pair in SIZES.items()}
+    flags = {lesson: pair[int(quick)] for lesson, pair in FLAGS.items()}
+    return SimpleNamespace(**chosen, flags=flags)
+
+
+def spark_installed():
+    return shutil.which("java") is not None and importlib.util.find_spec("pyspark") is not None
+
+
+# %% A lesson's import floor: what no run of it can take less than
+def module_level_imports(node):
+    """The import statements run when the module runs: not those inside functions or classes."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child
+        elif not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield from module_level_imports(child)  # in a try or an if at module level
+
+
+def package_imports(script):
+    """{statement: its package} for the script's own module-level imports of packages, as
+    written. The standard library's are left out: the floor is the cost of the packages,
+    which import most of those anyway. ruff (E401) keeps one module per ``import``."""
+    statements = {}
+    for node in module_level_imports(ast.parse(Path(script).read_text())):
+        module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+        package = module.partition(".")[0]
+        if package not in sys.stdlib_module_names:
+            statements[ast.unparse(node)] = package
+    return statements
+
+
+def time_import_floor(folder, runs, script):
+    """hyperfine's result for ``python -c`` with the script's package imports, and the packages."""
+    imports = package_imports(script)
+    floor = hyperfine(folder, runs, "-c", "; ".join(imports))
+    return floor, list(dict.fromkeys(imports.values()))
 
 
 # %% Processes: each with its own store, nothing beyond 127.0.0.1
@@ -115,26 +183,28 @@ def server(folder, ready_path, *args):
 
 
 # %% The measurements, one function per section of BENCHMARKS.md
-def time_lessons(work, sizes):
-    """Each lesson cold (a new store) and warm (its store again), and its baseline warm too."""
-    lessons = [
-        ("demo.py", "baseline_demo.py", sizes.demo),
-        ("train_wine_elasticnet.py", "baseline_wine_elasticnet.py", ("--data", WINE_CSV)),
-        ("train_iris_sweep.py", "baseline_iris_sweep.py", sizes.sweep),
-        ("track_training_curves.py", "baseline_training_curves.py", sizes.curves),
-    ]
+def time_lessons(work, sizes, lessons):
+    """Each lesson cold (a new store) and warm (its store again), its import floor, and its
+    baseline warm in a copy of its store. time_serving reuses the sweeps' folders."""
     rows = []
-    for lesson, baseline, flags in lessons:
-        folder, baseline_folder = work / lesson, work / baseline  # time_serving reuses the sweeps'
-        folder.mkdir(), baseline_folder.mkdir()
+    for lesson, baseline, store_of in lessons:
+        folder, flags = work / Path(store_of or lesson).name, sizes.flags.get(lesson, ())
+        folder.mkdir(exist_ok=True)
         cold = None
-        if sizes.cold_runs:
+        if sizes.cold_runs and store_of is None:
             new_store = "rm -rf mlflow.db mlruns"  # before each run
             cold = hyperfine(folder, sizes.cold_runs, REPO / lesson, *flags, prepare=new_store)
         warm = hyperfine(folder, sizes.runs, REPO / lesson, *flags)
-        shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")  # a warm store for it
-        base = hyperfine(baseline_folder, sizes.runs, BENCHMARKS / "baselines" / baseline, *flags)
-        rows.append({"lesson": lesson, "cold": cold, "warm": warm, "baseline": base})
+        floor, packages = time_import_floor(folder, sizes.runs, REPO / lesson)
+        base = None
+        if baseline:
+            baseline_folder = work / baseline
+            baseline_folder.mkdir()
+            shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")  # a warm store
+            script = BENCHMARKS / "baselines" / baseline
+            base = hyperfine(baseline_folder, sizes.runs, script, *flags)
+        timings = {"cold": cold, "warm": warm, "floor": floor, "baseline": base}
+        rows.append({"lesson": lesson, "packages": packages, **timings})
     return rows
 
 
@@ -154,18 +224,18 @@ def time_step_metrics(work, sizes):
 
 
 def time_compare_runs(work, sizes):
-    """compare_runs.py over an experiment of ``fill_runs`` runs, and the floor of such scripts."""
+    """compare_runs.py over an experiment of ``fill_runs`` runs, and its import floor."""
     folder = work / "compare_runs"
     run_in(folder, BENCHMARKS / "fill_store.py", f"--runs={sizes.fill_runs}")
-    compare = [REPO / "compare_runs.py", "--experiment", "wine-quality-elasticnet"]
-    compare += ["--filter", "metrics.rmse < 1", "--max-results", sizes.fill_runs]
-    floor = ["-c", "import mlflow; mlflow.MlflowClient().search_experiments()"]
-    timings = [hyperfine(folder, sizes.runs, *args) for args in (compare, floor)]
-    return {"runs": sizes.fill_runs, "compare": timings[0], "floor": timings[1]}
+    compare = [REPO / "compare_runs.py", *COMPARE, "--max-results", sizes.fill_runs]
+    timing = hyperfine(folder, sizes.runs, *compare)
+    floor, packages = time_import_floor(folder, sizes.runs, REPO / "compare_runs.py")
+    return {"runs": sizes.fill_runs, "compare": timing, "floor": floor, "packages": packages}
 
 
 def time_serving(work, sizes):
-    """serve_model.py serving a sweep's champion; requests one after another on one connection."""
+    """`mlflow models serve` serving a sweep's champion; requests one after another on one
+    connection."""
     stores = [("the sweep's champion", work / "train_iris_sweep.py")]
     if sizes.serve_all:
         run_in(work / "large_forest", REPO / "train_iris_sweep.py", "--grid", "200:10")
@@ -175,7 +245,7 @@ def time_serving(work, sizes):
         ]
     results = []
     for model, folder in stores:
-        with server(folder, "/ping", REPO / "serve_model.py") as (port, up):
+        with server(folder, "/ping", *SERVE) as (port, up):
             one_row = latencies(port, "POST", "/invocations", ONE_ROW, sizes.requests)
             ping = latencies(port, "GET", "/ping", None, sizes.requests)
         results.append({"model": model, "startup": up, "one_row": one_row, "ping": ping})
@@ -198,7 +268,7 @@ def latencies(port, method, path, body, count, warmup=20):
     return {"p50": p50, "p99": p99, "requests": count}
 
 
-def machine(quick):
+def machine(quick, spark):
     cpu = platform.processor() or "unknown CPU"
     with contextlib.suppress(OSError):  # Linux names the model here
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -211,6 +281,7 @@ def machine(quick):
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": [round(load, 2) for load in os.getloadavg()],
         "quick": quick,
+        "spark": spark,
     }
 
 
@@ -223,13 +294,14 @@ def main():
     if shutil.which("hyperfine") is None:
         raise SystemExit("hyperfine is not installed: apt-get install hyperfine, or brew install.")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("Stopped by SIGTERM."))  # servers too
-    sizes = SimpleNamespace(**{name: pair[int(args.quick)] for name, pair in SIZES.items()})
-    started, results = time.perf_counter(), {"machine": machine(args.quick)}
+    measure, spark = choose_sizes(args.quick), spark_installed()
+    lessons = LESSONS + (SPARK_LESSONS if spark else [])
+    started, results = time.perf_counter(), {"machine": machine(args.quick, spark)}
     with tempfile.TemporaryDirectory(prefix="benchmarks-", ignore_cleanup_errors=True) as work:
-        results["scripts"] = time_lessons(Path(work), sizes)
-        results["step_metrics"] = time_step_metrics(Path(work), sizes)
-        results["compare_runs"] = time_compare_runs(Path(work), sizes)
-        results["serving"] = time_serving(Path(work), sizes)
+        results["scripts"] = time_lessons(Path(work), measure, lessons)
+        results["step_metrics"] = time_step_metrics(Path(work), measure)
+        results["compare_runs"] = time_compare_runs(Path(work), measure)
+        results["serving"] = time_serving(Path(work), measure)
     minutes = (time.perf_counter() - started) / 60
     results["machine"] |= {"load_after": [round(x, 2) for x in os.getloadavg()], "minutes": minutes}
     if args.results:

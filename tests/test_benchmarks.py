@@ -1,86 +1,206 @@
-"""benchmarks/: the harness runs end to end at tiny sizes, so that it cannot rot.
+"""benchmarks/: the harness cannot rot, checked in seconds.
 
-The real figures come from `python -m benchmarks.run` on an idle machine
-(BENCHMARKS.md). Here `--quick` (3 to 4 minutes on two cores) measures it all once,
-and the tests check that what it measured and wrote is sane.
+The figures come from `python -m benchmarks.run` on an idle machine (BENCHMARKS.md);
+`python -m benchmarks.run --quick` runs all of it once at tiny sizes, in minutes. Here:
+every script the harness times exists and takes the flags it is given, an import floor
+is the lesson's own imports, one lesson and its floor are timed for real through
+hyperfine, and the tables are made from measurements, with the prose around them kept.
 """
 
-import json
+import importlib.util
 import shutil
-import signal
-import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require
+from conftest import REPO_ROOT, load_lesson, require
 
-from benchmarks import report
+# The harness is run as `python -m benchmarks.run` from the repository's root. The root is
+# on the path for this import only: a lesson that imports something of ours must still fail.
+sys.path.insert(0, str(REPO_ROOT))
+from benchmarks import report, run  # noqa: E402
 
-LESSONS = ["demo.py", "train_wine_elasticnet.py", "train_iris_sweep.py", "track_training_curves.py"]
+sys.path.remove(str(REPO_ROOT))
+
+TIMED = run.LESSONS + run.SPARK_LESSONS
+NAMES = [lesson for lesson, _, _ in TIMED]
+SPARK = [lesson for lesson, _, _ in run.SPARK_LESSONS]
 
 
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    """Run the harness with --quick into a copy of BENCHMARKS.md: (results, copy before, after)."""
+@pytest.mark.parametrize(("lesson", "baseline", "store_of"), TIMED)
+def test_each_timed_lesson_exists_and_takes_the_flags_it_is_given(lesson, baseline, store_of):
+    if lesson in SPARK:
+        require(importlib.util.find_spec("pyspark"), "pyspark is not installed")
+    module = load_lesson(lesson)
+    for quick in (False, True):
+        flags = run.choose_sizes(quick).flags.get(lesson, ())
+        module.parse_args([str(flag) for flag in flags])
+    if baseline:
+        assert (run.BENCHMARKS / "baselines" / baseline).is_file()
+    if store_of:  # it reads the store of a lesson timed before it
+        assert NAMES.index(store_of) < NAMES.index(lesson)
+
+
+def test_compare_runs_takes_the_flags_it_is_given():
+    load_lesson("compare_runs.py").parse_args([*run.COMPARE, "--max-results", "1000"])
+
+
+def test_an_import_floor_is_the_lessons_own_package_imports(tmp_path):
+    script = tmp_path / "lesson.py"
+    script.write_text(
+        textwrap.dedent(
+            '''
+            """A lesson."""
+            import argparse
+            import os.path
+            import mlflow
+            from pathlib import Path
+            from sklearn import metrics as sk
+            try:
+                import pyspark
+            except ImportError:
+                pyspark = None
+            import mlflow
+
+
+            def main():
+                import pandas
+
+
+            class Helper:
+                import numpy
+            '''
+        )
+    )
+    assert run.package_imports(script) == {
+        "import mlflow": "mlflow",
+        "from sklearn import metrics as sk": "sklearn",
+        "import pyspark": "pyspark",
+    }
+
+
+def test_every_import_floor_imports_installed_packages_and_nothing_of_ours():
+    for lesson in [*NAMES, "compare_runs.py"]:
+        packages = set(run.package_imports(REPO_ROOT / lesson).values())
+        assert "mlflow" in packages, lesson
+        for package in packages:
+            spec = importlib.util.find_spec(package)
+            assert spec is not None, f"{lesson} imports {package}, which is not installed"
+            assert REPO_ROOT not in Path(spec.origin).parents, f"{lesson} imports {package}"
+
+
+def test_a_lesson_and_its_import_floor_timed_by_hyperfine(tmp_path):
     require(shutil.which("hyperfine"), "hyperfine is not installed (apt-get install hyperfine)")
-    folder = tmp_path_factory.mktemp("benchmarks")
-    original = (REPO_ROOT / "BENCHMARKS.md").read_text()
-    (folder / "BENCHMARKS.md").write_text(original)
     repo_store = REPO_ROOT / "mlflow.db"
     store_before = repo_store.stat().st_mtime_ns if repo_store.exists() else None
-    args = ["--quick", "--report", folder / "BENCHMARKS.md", "--results", folder / "results.json"]
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.run", *map(str, args)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        output, _ = harness.communicate(timeout=900)  # 3 to 4 minutes; this catches hangs
-    except subprocess.TimeoutExpired:
-        harness.send_signal(signal.SIGTERM)  # it stops its servers on SIGTERM
-        output, _ = harness.communicate(timeout=60)
-        pytest.fail(f"--quick took over 15 minutes:\n{output[-3000:]}")
-    assert harness.returncode == 0, output[-5000:]
+    sizes = run.choose_sizes(quick=True)
+    (row,) = run.time_lessons(tmp_path, sizes, [("demo.py", None, None)])
+    assert row["warm"]["command"] == "python demo.py --n-estimators 10"
+    floor = "python -c 'import mlflow; from filelock import FileLock; from sklearn.datasets"
+    assert row["floor"]["command"].startswith(floor)
+    assert row["packages"] == ["mlflow", "filelock", "sklearn", "matplotlib"]
+    assert row["cold"] is None and row["baseline"] is None  # --quick, and no baseline asked
+    for timing in (row["warm"], row["floor"]):
+        assert timing["exit_codes"] == [0] and len(timing["times"]) == 1
+        assert 0 < timing["min"] <= timing["median"] <= timing["max"] < 300
+    assert (tmp_path / "demo.py" / "mlflow.db").is_file()  # the run went to a store of its own
     store_after = repo_store.stat().st_mtime_ns if repo_store.exists() else None
     assert store_after == store_before, "the harness touched the repository's mlflow.db"
-    results = json.loads((folder / "results.json").read_text())
-    return results, original, (folder / "BENCHMARKS.md").read_text()
+    lines = report.scripts({"scripts": [row]}).splitlines()
+    assert lines[2].startswith("| `python demo.py --n-estimators 10` | – | ")
+    assert lines[2].endswith("× | – | – |")
 
 
-def test_every_lesson_and_baseline_ran_once_in_a_plausible_time(quick):
-    results = quick[0]
-    assert [row["lesson"] for row in results["scripts"]] == LESSONS
-    for row in results["scripts"]:
-        assert row["warm"]["command"].startswith(f"python {row['lesson']}")
-        assert row["baseline"]["command"].startswith("python benchmarks/baselines/baseline_")
-        assert row["cold"] is None  # --quick runs each lesson once only
-        for timing in (row["warm"], row["baseline"]):
-            assert timing["exit_codes"] == [0] and len(timing["times"]) == 1
-            # Importing MLflow and scikit-learn alone takes longer than half a second.
-            assert 0.5 < timing["min"] <= timing["median"] <= timing["max"] < 300
+def timing(median, command="python x.py"):
+    return {"median": median, "min": median, "max": median, "command": command, "times": [median]}
 
 
-def test_step_metrics_arrived_in_both_stores(quick):
-    results = quick[0]
-    for store in ("SQLite", "tracking server"):
-        batch, per_value = (results["step_metrics"][store][m] for m in ("log_batch", "log_metric"))
-        assert batch["points"] == 400 and batch["median"] > 0
-        assert 0 < per_value["points"] <= 400 and per_value["points"] % 4 == 0
-        assert per_value["median"] > 0
-    assert results["step_metrics"]["server_startup"] > 0.5
+@pytest.fixture
+def measured():
+    """Made-up results of a full run, in run.py's form."""
+    batch = {"points": 10_000, "median": 0.5}
+    served = {"model": "the sweep's champion", "startup": 9.0}
+    ping = {"p50": 0.4, "p99": 0.5, "requests": 500}
+    return {
+        "machine": {
+            "cpu": "a CPU",
+            "cores": 2,
+            "python": "3.11.7",
+            "packages": {"mlflow": "3.17.2"},
+            "date": "2026-12-02 10:19 UTC",
+            "quick": False,
+            "spark": True,
+            "minutes": 14.0,
+            "load_before": [0.1, 0.2, 0.3],
+            "load_after": [1.0, 1.1, 1.2],
+        },
+        "scripts": [
+            {
+                "lesson": "demo.py",
+                "packages": ["mlflow", "filelock", "sklearn", "matplotlib"],
+                "cold": timing(6.0, "python demo.py"),
+                "warm": timing(5.2, "python demo.py"),
+                "floor": timing(5.0, "python -c 'import mlflow'"),
+                "baseline": timing(10.4),
+            },
+            {
+                "lesson": "load_model.py",
+                "packages": ["mlflow", "pandas", "sklearn"],
+                "cold": None,
+                "warm": timing(8.0, "python load_model.py"),
+                "floor": timing(4.0),
+                "baseline": None,
+            },
+        ],
+        "step_metrics": {
+            "SQLite": {"log_batch": batch, "log_metric": {"points": 400, "median": 2.0}},
+            "tracking server": {"log_batch": batch | {"median": 2.0}, "log_metric": batch},
+            "server_startup": 3.0,
+        },
+        "compare_runs": {
+            "runs": 1000,
+            "compare": timing(4.5, "python compare_runs.py"),
+            "floor": timing(4.0, "python -c 'import mlflow'"),
+            "packages": ["mlflow", "pandas", "matplotlib"],
+        },
+        "serving": [
+            served | {"one_row": {"p50": 4.0, "p99": 6.0, "requests": 500}, "ping": ping},
+        ],
+    }
 
 
-def test_compare_runs_and_serving_were_measured(quick):
-    results = quick[0]
-    compare = results["compare_runs"]
-    assert compare["runs"] == 50
-    assert "compare_runs.py --experiment wine-quality-elasticnet" in compare["compare"]["command"]
-    assert compare["compare"]["exit_codes"] == compare["floor"]["exit_codes"] == [0]
-    (served,) = results["serving"]  # --quick serves the sweep's champion only
-    for latency in (served["one_row"], served["ping"]):
-        assert latency["requests"] == 30 and 0 < latency["p50"] <= latency["p99"] < 5000
+def test_targets_say_which_were_missed(measured):
+    rows = report.targets(measured).splitlines()
+    assert rows[2:] == [
+        "| `demo.py` ≤ 1.1× its import floor (warm) | 1.04× | yes |",
+        "| `load_model.py` ≤ 1.1× its import floor (warm) | 2.00× | **no** |",
+        "| `compare_runs.py` over 1,000 runs ≤ 1.1× its import floor (warm) | 1.12× | **no** |",
+        "| 10,000 step points < 1 s, SQLite | 0.50 s | yes |",
+        "| 10,000 step points < 1 s, tracking server | 2.00 s | **no** |",
+        "| Serving p50 < 15 ms for one row | 4.0 ms | yes |",
+    ]
+
+
+def test_lessons_table_has_floor_and_baseline_ratios(measured):
+    lines = report.scripts(measured).splitlines()
+    assert lines[0] == (
+        "| Command | cold (new store) | warm | import floor | warm / floor | baseline, warm"
+        " | warm / baseline |"
+    )
+    assert lines[2] == (
+        "| `python demo.py` | 6.00 s (6.00–6.00) | 5.20 s (5.20–5.20) | 5.00 s (5.00–5.00)"
+        " | 1.04× | 10.40 s (10.40–10.40) | 0.50× |"
+    )
+    assert lines[3] == (
+        "| `python load_model.py` | – | 8.00 s (8.00–8.00) | 4.00 s (4.00–4.00) | 2.00× | – | – |"
+    )
+    assert lines[5:] == [
+        "Median (min–max) of 1 runs, cold 1. The packages of each import floor:",
+        "",
+        "- `demo.py`: mlflow, filelock, sklearn, matplotlib",
+        "- `load_model.py`: mlflow, pandas, sklearn",
+    ]
 
 
 def generated(text):
@@ -94,42 +214,17 @@ def generated(text):
     return sections, text
 
 
-def test_report_tables_were_rewritten_and_the_prose_kept(quick):
-    results, original, written = quick
+def test_benchmarks_md_gets_new_tables_and_keeps_its_prose(measured):
+    original = (REPO_ROOT / "BENCHMARKS.md").read_text()
+    written = report.render(original, measured)
     sections, prose = generated(written)
     assert prose == generated(original)[1]
     for make in report.SECTIONS:
-        assert sections[make.__name__] == f"\n{make(results)}\n"
-    rows = sections["targets"].strip().splitlines()
-    assert len(rows) == 2 + 4 + 2 + 1 + 1  # header, lessons, two stores, compare, serving
-    assert "a --quick run" in sections["machine"]
-    assert str(REPO_ROOT) not in written and "/tmp" not in written
-
-
-def test_targets_say_which_were_missed():
-    timing = {"median": 1.0, "min": 1.0, "max": 1.0, "command": "python x.py", "times": [1.0]}
-    slow = timing | {"median": 10.0}
-    batch = {"points": 10_000, "median": 0.5}
-    results = {
-        "scripts": [
-            {"lesson": "demo.py", "cold": timing, "warm": timing, "baseline": slow},
-            {"lesson": "slow.py", "cold": timing, "warm": slow, "baseline": slow},
-        ],
-        "step_metrics": {
-            "SQLite": {"log_batch": batch},
-            "tracking server": {"log_batch": batch | {"median": 2.0}},
-        },
-        "compare_runs": {"runs": 1000, "compare": slow, "floor": timing},
-        "serving": [{"one_row": {"p50": 4.0}}],
-    }
-    rows = report.targets(results).splitlines()
-    assert "| `demo.py` ≤ 0.6× its baseline (warm) | 0.10× | yes |" in rows
-    assert "| `slow.py` ≤ 0.6× its baseline (warm) | 1.00× | **no** |" in rows
-    assert "| 10,000 step points < 1 s, SQLite | 0.50 s | yes |" in rows
-    assert "| `compare_runs.py` over 1,000 runs < 2 s | 10.00 s | **no** |" in rows
-    assert "| Serving p50 < 15 ms for one row | 4.0 ms | yes |" in rows
+        assert sections[make.__name__] == f"\n{make(measured)}\n"
+    assert "Model served by `mlflow models serve`" in sections["serving"]
+    assert sections["compare"].endswith("made by `benchmarks/fill_store.py`; 1.12× the floor.\n")
     with pytest.raises(SystemExit, match="tables:machine"):
-        report.render("no markers here", results)
+        report.render("no markers here", measured)
 
 
 def test_steps_table_extrapolates_the_slow_method():

@@ -1,4 +1,4 @@
-"""train_spark_forest.py's work the way the Spark tutorials write it (the Databricks "Day 7:
+"""spark/train_spark_forest.py's work the way the Spark tutorials write it (the Databricks "Day 7:
 MLflow Tracking" lesson's calls): one call per value, a default SparkSession, and the default
 ``mlflow.spark.log_model``, which infers the model's requirements (in a second JVM)."""
 
