@@ -1,23 +1,22 @@
-"""dvc_pipeline/: MLflow added to a DVC pipeline, on real DVC and git.
+"""dvc_pipeline/: MLflow added to a DVC pipeline, run with real DVC and git.
 
-Each test works in a copy of the workshop (the pipeline, its data, the plumbing
-and the lessons it uses) with a git repository of its own, and runs ``dvc``
-and the lessons as a participant does: as processes, with no
-MLFLOW_TRACKING_URI, so that the runs must find the workshop's store
-(``mlflow.db`` in the copy's root) by themselves, from the project folder and
-from DVC's temporary copies of it alike. Most tests share one copy in which
-the README's chapter was walked through, command by command as it prints them.
+The tests work in a copy of the pipeline and the wine data, nothing else of the
+workshop (the stages stand alone), made a git repository of its own as a clone
+is. They run ``dvc`` as a participant does, with no MLFLOW_TRACKING_URI: the
+stages must find the store, ``mlflow.db`` in the copy's root, by themselves,
+from the project folder and from DVC's temporary copies alike. A module fixture
+walks dvc_pipeline/README.md's path once: ``dvc repro``, the baseline committed,
+an experiment in the workspace and one in a temporary copy.
 """
 
+import contextlib
 import json
 import os
-import re
-import shlex
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
-import time
-from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,40 +24,31 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO_ROOT, BackgroundProcess, free_port, require, sqlite_uri, wait_for_http
-from test_readme import differences, fenced_blocks
+from conftest import REPO_ROOT, require, sqlite_uri, wait_for_row_count
 
 PIPELINE = REPO_ROOT / "dvc_pipeline"
 BIN = Path(sys.executable).parent
 DVC = shutil.which("dvc", path=str(BIN)) or shutil.which("dvc")
-EXPERIMENT, MODEL = "wine-quality-dvc", "wine_quality_dvc"
-# What a fresh clone holds that the pipeline lesson uses.
-WORKSHOP_FILES = ["compare_runs.py", "load_model.py", "serve_model.py"]
-WORKSHOP_FILES += [".gitignore", "ui.env"]
-# What the stages make; never copied from a developer's own runs.
+EXPERIMENT = "wine-quality-dvc"
+MODEL = "wine_quality_dvc"
+README = (PIPELINE / "README.md").read_text()
+# What the stages make: never copied from a developer's own runs.
 OUTPUTS = ("prepared", "model", "dvc.lock", "metrics.json", "tmp", "cache", "__pycache__")
 
 
-def require_dvc():
-    require(DVC is not None, "dvc is not installed: pip install -r requirements-dvc.txt")
-    require(shutil.which("git") is not None, "git is not installed")
-
-
 class Workshop:
-    """A copy of the workshop with its own git repository, and the commands run in it."""
+    """The pipeline and the data in a folder of their own, a git repository, and DVC run there."""
 
-    def __init__(self, root, store_template=None):
-        self.root, self.pipeline = root, root / "dvc_pipeline"
-        root.mkdir(parents=True)
-        for name in WORKSHOP_FILES:
-            shutil.copy(REPO_ROOT / name, root / name)
-        for folder in ("data", "plumbing"):
-            shutil.copytree(REPO_ROOT / folder, root / folder)
+    def __init__(self, root, store_template):
+        self.root = root
+        self.pipeline = root / "dvc_pipeline"
+        shutil.copytree(REPO_ROOT / "data", root / "data")
         shutil.copytree(PIPELINE, self.pipeline, ignore=shutil.ignore_patterns(*OUTPUTS))
-        if store_template:  # an empty store with its tables made, to save MLflow's migrations
-            shutil.copyfile(store_template, root / "mlflow.db")
-        # Nothing leaves the machine, no setting of this computer's user counts,
-        # and DVC's per-user state goes to the test's own folder.
+        shutil.copy(REPO_ROOT / ".gitignore", root)  # mlflow.db and mlruns/ stay out of git
+        # An empty store with its tables made: saves MLflow's first-use migrations.
+        shutil.copyfile(store_template, root / "mlflow.db")
+        # Nothing leaves the machine (the committed .dvc/config already says so for
+        # DVC), and no setting of this computer's user counts.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
         self.env = env | {
             "PATH": str(BIN) + os.pathsep + env["PATH"],  # the stages' `python`
@@ -75,564 +65,231 @@ class Workshop:
         self.git("config", "user.name", "Workshop participant")
         self.git("config", "user.email", "participant@example.invalid")
         self.git("add", ".")
-        self.git("commit", "--quiet", "--message", "The workshop, with the DVC pipeline")
+        self.git("commit", "--quiet", "--message", "The wine pipeline")
+        self.uri = sqlite_uri(root / "mlflow.db")
 
-    def command(self, args, cwd, check=True, timeout=300):
+    def command(self, args, cwd, check=True):
         result = subprocess.run(
-            args, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout
+            args, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=300
         )
         if check:
             assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
     def git(self, *args):
-        return self.command(["git", *args], self.root)
+        return self.command(["git", *args], self.root).stdout.strip()
 
     def dvc(self, *args, check=True):
-        return self.command([DVC, *args], self.pipeline, check)
-
-    def python(self, *args, check=True):
-        return self.command([sys.executable, *args], self.root, check)
-
-    def set_params(self, **sections):
-        """Change params.yaml as a participant would in an editor: ``train={"alpha": 0.1}``."""
-        path = self.pipeline / "params.yaml"
-        params = yaml.safe_load(path.read_text())
-        for section, values in sections.items():
-            if isinstance(values, dict):
-                params[section] |= values
-            else:
-                params[section] = values
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-    def client(self):
-        return mlflow.MlflowClient(sqlite_uri(self.root / "mlflow.db"))
+        """``dvc --cd dvc_pipeline ...`` from the workshop's folder, as the README runs it."""
+        return self.command([DVC, "--cd", "dvc_pipeline", *args], self.root, check)
 
     def runs(self):
-        """The pipeline's runs, oldest first (none before its experiment exists)."""
-        experiment = self.client().get_experiment_by_name(EXPERIMENT)
-        if experiment is None:
-            return []
+        """The pipeline's runs, oldest first."""
+        client = mlflow.MlflowClient(self.uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
         order = ["attributes.start_time ASC"]
-        return self.client().search_runs([experiment.experiment_id], order_by=order)
+        return client.search_runs([experiment.experiment_id], order_by=order)
 
-    def metrics(self):
-        return json.loads((self.pipeline / "metrics.json").read_text())
+    def rows(self, table):
+        with contextlib.closing(sqlite3.connect(self.root / "mlflow.db")) as store:
+            return store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
-    def card(self):
-        return json.loads((self.pipeline / "model" / "model_card.json").read_text())
-
-
-def ran_stages(output):
-    """The stages that a ``dvc repro`` ran, from its ``Running stage 'x':`` lines."""
-    return re.findall(r"Running stage '(\w+)'", output)
-
-
-def chapter_text():
-    """The README's chapter on the DVC pipeline."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    chapter = readme[readme.index("## MLflow in an existing DVC pipeline") :]
-    return chapter[: chapter.index("\n## ", 1)]
-
-
-# %%
-# The README's chapter, walked through
-# ------------------------------------
-# Its ```shell blocks run in order, from the workshop's folder, with bash; a
-# ```text block right after one is what those commands print, stdout and
-# stderr together as in a terminal.
-
-NOT_RUN = {  # the chapter's commands the walk leaves out, by their start, and why
-    "pip install": "the tests' virtual environment has DVC (.ci/run installs it)",
-    "mlflow ": "the migration example needs a file store of the source tutorial",
-}
-SERVED = "127.0.0.1:5001"  # serve_model.py's default address, in the README
-READY = "Stop the server with Ctrl+C."  # serve_model.py's last line once it serves
-
-
-class Walk:
-    """Runs the chapter's commands in a workshop copy and keeps what each printed."""
-
-    def __init__(self, workshop, log_dir):
-        self.workshop, self.log_dir, self.cwd = workshop, log_dir, workshop.root
-        # Unbuffered, the stages' lines and MLflow's (on stderr) come in a terminal's order.
-        self.env = workshop.env | {"PYTHONUNBUFFERED": "1"}
-        self.printed, self.server, self.port = {}, None, None
-
-    def run(self, line):
-        if line.startswith("cd "):
-            self.cwd = (self.cwd / line.removeprefix("cd ")).resolve()
-            printed = []
-        elif line == "dvc queue status":  # it says Running until the queue is done
-            assert self.cwd == self.workshop.pipeline
-            printed = wait_for_queue(self.workshop).splitlines()
-        elif line.startswith("python serve_model.py"):
-            printed = self.serve(line)
-        else:
-            here = line.replace(SERVED, f"127.0.0.1:{self.port}")
-            # curl draws a progress meter on stderr, in a terminal only if its output is not.
-            stderr = subprocess.PIPE if line.startswith("curl ") else subprocess.STDOUT
-            result = subprocess.run(
-                ["bash", "-c", here],
-                cwd=self.cwd,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                timeout=300,
-            )
-            assert result.returncode == 0, f"{line!r} failed:\n{result.stdout}{result.stderr or ''}"
-            printed = result.stdout.splitlines()
-        self.printed[line] = printed
-        return printed
-
-    def serve(self, line):
-        """Start the server on a free port; what it printed until it served, as on 5001."""
-        self.port = free_port()
-        command = ["bash", "-c", f"exec {line} --port {self.port}"]
-        env = self.env | {"MLFLOW_TRACKING_URI": ""}  # BackgroundProcess adds os.environ
-        self.server = BackgroundProcess(command, self.log_dir / "serve.log", env, self.cwd)
-        self.server.__enter__()
-        deadline = time.monotonic() + 180
-        while READY not in self.server.log():
-            assert self.server.process.poll() is None, self.server.log()
-            assert time.monotonic() < deadline, self.server.log()
-            time.sleep(0.5)
-        printed = self.server.log().split(READY)[0] + READY
-        printed = printed.replace(f"127.0.0.1:{self.port}", SERVED)
-        return printed.replace(f"--port {self.port}", "--port 5001").splitlines()
-
-    def stop(self):
-        if self.server:
-            self.server.__exit__(None, None, None)
-        self.workshop.dvc("queue", "stop", check=False)
-
-
-def walk_through(workshop, walk):
-    """Each output block of the chapter with its commands and what they printed; and the
-    copy as it was right after the first ``dvc repro``."""
-    compared, commands, printed, first = [], None, None, None
-    for language, lines in fenced_blocks(chapter_text()):
-        if language == "text" and printed is not None:
-            compared.append((commands, lines, printed))
-            # serve_model.py prints a request to try: what it answers is the next block.
-            commands = [line.strip() for line in printed if line.strip().startswith("curl -X")]
-            printed = [out for line in commands for out in walk.run(line)] if commands else None
-            continue
-        printed = None
-        if language != "shell":
-            continue
-        commands = [line for line in lines if not line.startswith(tuple(NOT_RUN))]
-        started = time.monotonic()
-        printed = [out for line in commands for out in walk.run(line)]
-        if commands != lines:
-            printed = None  # not all of it ran, so there is nothing to compare
-        if commands == ["dvc repro"] and first is None:
-            first = SimpleNamespace(
-                printed="\n".join(printed),
-                seconds=time.monotonic() - started,
-                runs=workshop.runs(),
-                metrics=workshop.metrics(),
-                card=workshop.card(),
-                head=workshop.git("rev-parse", "HEAD").stdout.strip(),
-                ignored=workshop.git("status", "--porcelain", "--ignored").stdout,
-            )
-    return compared, first
+    def read(self, name):
+        text = (self.pipeline / name).read_text()
+        return yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
 
 
 @pytest.fixture(scope="module")
-def chapter(tmp_path_factory, empty_store_template):
-    """A workshop copy in which the README's DVC chapter was walked through."""
-    require_dvc()
+def walked(tmp_path_factory, empty_store_template):
+    """A copy in which the README's path was walked: what each step printed and logged."""
+    require(DVC is not None, "dvc is not installed: pip install -r dvc_pipeline/requirements.txt")
+    require(shutil.which("git") is not None, "git is not installed")
     folder = tmp_path_factory.mktemp("dvc")
     workshop = Workshop(folder / "mlflow-workshop", empty_store_template)
-    walk = Walk(workshop, folder)
-    try:
-        compared, first = walk_through(workshop, walk)
-    finally:
-        walk.stop()
+    repro = workshop.dvc("repro")
+    first = SimpleNamespace(
+        printed=repro.stdout,
+        params=workshop.read("params.yaml"),
+        runs=workshop.runs(),
+        metrics=workshop.read("metrics.json"),
+        card=workshop.read("model/model_card.json"),
+        head=workshop.git("rev-parse", "HEAD"),
+    )
+    workshop.git("add", "dvc_pipeline/dvc.lock", "dvc_pipeline/metrics.json")
+    workshop.git("commit", "--quiet", "--message", "Wine pipeline: the baseline")
+    in_workspace = workshop.dvc("exp", "run", "-n", "alpha-0.1", "-S", "train.alpha=0.1")
+    in_a_copy = workshop.dvc("exp", "run", "--temp", "-n", "alpha-0.02", "-S", "train.alpha=0.02")
+    shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
     return SimpleNamespace(
         workshop=workshop,
         first=first,
-        compared=compared,
-        printed=walk.printed,
-        runs=workshop.runs(),
-        baseline=workshop.git("rev-parse", "HEAD").stdout.strip(),
+        printed=in_workspace.stdout + in_a_copy.stdout,
+        errors=repro.stderr + in_workspace.stderr + in_a_copy.stderr,
+        baseline=workshop.git("rev-parse", "HEAD"),
+        experiments={
+            rev["name"]: rev["data"]["metrics"]["metrics.json"]["data"]
+            for row in shown
+            for experiment in row.get("experiments") or []
+            for rev in experiment["revs"]
+        },
     )
 
 
-def short_revs(lines):
-    """``dvc exp show``'s experiment commits, new in every copy, as ``<rev>``."""
-    return [re.sub(r"(── )[0-9a-f]{7} ", r"\1<rev> ", line) for line in lines]
-
-
-def test_the_readme_chapter_shows_what_its_commands_print(chapter):
-    """Each output block, against what its commands printed in the copy, normalised as
-    the README walkthrough does (ids, times, the folder: test_readme.differences)."""
-    last_commands = [commands[-1].split()[:2] for commands, _, _ in chapter.compared]
-    assert last_commands == [
-        ["dvc", "repro"],
-        ["dvc", "metrics"],
-        ["dvc", "exp"],
-        ["python", "compare_runs.py"],
-        ["python", "serve_model.py"],
-        ["curl", "-X"],
-    ]
-    root = chapter.workshop.root
-    drifted = [
-        f"{' && '.join(commands)}\n{difference}"
-        for commands, expected, printed in chapter.compared
-        if (difference := differences(short_revs(expected), short_revs(printed), root))
-    ]
-    assert not drifted, "README output blocks that drifted:\n\n" + "\n\n".join(drifted)
+@pytest.fixture
+def workshop(walked):
+    """The walked copy, for a test that changes params.yaml: restored afterwards."""
+    yield walked.workshop
+    walked.workshop.git("checkout", "--", "dvc_pipeline/params.yaml")
 
 
 # %%
-# dvc repro
-# ---------
+# dvc repro: one run with params, metrics, tags and a registered model
+# --------------------------------------------------------------------
 
 
-def test_repro_logs_one_run_with_params_metrics_tags_and_a_version(chapter):
-    workshop, first = chapter.workshop, chapter.first
-    assert ran_stages(first.printed) == ["prepare", "train", "evaluate"]
-    # The issue asks for 30 s on two idle cores (17.7-17.9 s measured, README); a busy
-    # machine doubles the wall-clock time, so only three times that fails the test.
-    assert first.seconds < 90, f"a full dvc repro took {first.seconds:.1f} s"
+def test_dvc_repro_logs_one_run_with_the_params_and_the_metrics_of_the_pipeline(walked):
+    first = walked.first
     [run] = first.runs
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "repro_a0.5_l0.5"
-    assert run.data.params == {"alpha": "0.5", "l1_ratio": "0.5", "test_size": "0.25", "seed": "42"}
-    # The evaluate stage's scores, in MLflow as in metrics.json (dvc metrics show).
-    metrics = first.metrics
-    assert set(metrics) == {"rmse", "r2", "mae"}
-    assert run.data.metrics == pytest.approx(metrics)
-    assert 0.6 < metrics["rmse"] < 0.8 and 0.05 < metrics["r2"] < 0.3  # alpha 0.5 is a lot
+    params = first.params
+    logged = params["train"] | {k: params["prepare"][k] for k in ("test_size", "seed")}
+    assert run.data.params == {name: str(value) for name, value in logged.items()}
+    # The evaluate stage's scores, the same in MLflow as in metrics.json (dvc metrics show).
+    assert run.data.metrics == pytest.approx(first.metrics)
+    assert set(first.metrics) == {"rmse", "r2", "mae"}
+    assert 0.6 < first.metrics["rmse"] < 0.8
     tags = run.data.tags
-    assert {"dvc_stage": "train", "git_commit": first.head, "model_type": "ElasticNet"}.items() <= (
-        tags.items()
-    )
+    assert tags["dvc_stage"] == "train"
+    assert tags["model_type"] == "ElasticNet"
+    assert tags["mlflow.source.git.commit"] == first.head
     assert "dvc_exp_name" not in tags  # dvc repro is no experiment
-    # The model, registered; the card, the project's own record, names both.
-    version_1 = workshop.client().get_model_version(MODEL, "1")
-    assert version_1.run_id == run.info.run_id
     assert first.card["mlflow_run_id"] == run.info.run_id
     assert first.card["mlflow_model_uri"] == f"models:/{MODEL}/1"
-    assert (workshop.pipeline / "model" / "model.skops").is_file()
-    # Everything MLflow wrote is in the workshop's root, ignored by git.
-    artifacts = workshop.root / "mlruns" / EXPERIMENT
-    assert (artifacts / run.info.run_id / "artifacts" / "held_out_rows.json").is_file()
-    assert not list(workshop.pipeline.glob("**/mlruns")) + list(workshop.pipeline.glob("**/*.db"))
-    assert "!! mlflow.db" in first.ignored and "!! mlruns/" in first.ignored
-    assert "Traceback" not in first.printed
-    print(f"dvc repro: {first.seconds:.1f} s")
-
-
-def test_the_logged_model_is_skops_with_signature_example_and_pinned_requirements(chapter):
-    """What train.py promises of the model, as test_train_wine_elasticnet checks it."""
-    uri = f"models:/{MODEL}/1"
-    training_rows = pd.read_csv(chapter.workshop.pipeline / "prepared" / "train.csv")
-    features = list(training_rows.drop(columns="quality").columns)
-    with mlflow_store(chapter.workshop):
-        info = mlflow.models.get_model_info(uri)
-        example = mlflow.models.Model.load(uri).load_input_example()
-        requirements = Path(mlflow.pyfunc.get_model_dependencies(uri)).read_text().split()
-    assert info.run_id == chapter.first.runs[0].info.run_id
-    assert info.flavors["sklearn"]["serialization_format"] == "skops"
-    assert info.signature.inputs.input_names() == features == chapter.first.card["features"]
-    assert info.signature.outputs.inputs[0].type.name == "float64"  # a quality score per wine
-    # The input example: the first five training wines, without their answer.
-    pd.testing.assert_frame_equal(example, training_rows[features].head(5))
-    pinned = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops")]
-    assert requirements == pinned
-
-
-def test_no_change_repro_logs_no_run_and_a_param_change_reruns_what_it_touches(chapter):
-    workshop = chapter.workshop
-    before = len(workshop.runs())
-    started = time.monotonic()
-    again = workshop.dvc("repro")
-    seconds = time.monotonic() - started
-    assert ran_stages(again.stdout) == []
-    assert "didn't change, skipping" in again.stdout
-    assert len(workshop.runs()) == before
-    print(f"no-change dvc repro: {seconds:.1f} s")
-
-    workshop.set_params(train={"alpha": 0.2})
-    changed = workshop.dvc("repro")
-    assert ran_stages(changed.stdout) == ["train", "evaluate"]  # prepare did not change
-    *_, run = workshop.runs()
-    assert len(workshop.runs()) == before + 1
-    assert run.data.params["alpha"] == "0.2"
-    assert run.data.metrics == pytest.approx(workshop.metrics())
-    versions = workshop.client().search_model_versions(f"name = '{MODEL}'")
-    assert max(int(v.version) for v in versions) == before + 1
-
-
-def test_the_served_version_answers_what_it_predicts_here(chapter):
-    """The chapter's serve_model.py (version 3) answered its own printed request with what
-    the registered model predicts in this process."""
-    [serve] = [line for line in chapter.printed if line.startswith("python serve_model.py")]
-    [request] = [line for line in chapter.printed if line.startswith("curl -X POST")]
-    version_3 = chapter.workshop.client().get_model_version(MODEL, "3")
-    assert f"logged by run {version_3.run_id}" in "\n".join(chapter.printed[serve])
-    body = json.loads(shlex.split(request)[-1])["dataframe_split"]
-    wines = pd.DataFrame(body["data"], columns=body["columns"])
-    with mlflow_store(chapter.workshop):
-        model = mlflow.sklearn.load_model(f"models:/{MODEL}/3")
-    answer = json.loads("".join(chapter.printed[request]))
-    assert answer["predictions"] == pytest.approx(list(model.predict(wines)))
-    assert len(wines) == 5
-
-
-class mlflow_store:
-    """Inside the block, MLflow in this process reads the workshop copy's store."""
-
-    def __init__(self, workshop):
-        self.uri = sqlite_uri(workshop.root / "mlflow.db")
-
-    def __enter__(self):
-        self.previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.uri)
-
-    def __exit__(self, *exc):
-        mlflow.set_tracking_uri(self.previous)
-
-
-# %%
-# dvc exp run, in the workspace, in a temporary copy and from the queue
-# ---------------------------------------------------------------------
-
-
-def test_experiments_log_runs_into_the_root_store_and_agree_on_the_best(chapter):
-    """The chapter's three experiments: in the workspace, --temp and from the queue."""
-    workshop = chapter.workshop
-    first = {run.info.run_id for run in chapter.first.runs}
-    new = [run for run in chapter.runs if run.info.run_id not in first]
-    names = ["alpha-0.1", "alpha-0.02", "alpha-0.05"]
-    assert [run.data.tags.get("dvc_exp_name") for run in new] == names
-    assert [run.info.run_name for run in new] == names
-    assert [run.data.params["alpha"] for run in new] == ["0.1", "0.02", "0.05"]
-    assert chapter.baseline != chapter.first.head  # the chapter commits the baseline first
-    assert {run.data.tags["git_commit"] for run in new} == {chapter.baseline}
-    assert all(run.info.status == "FINISHED" and run.data.metrics for run in new)
-    assert re.search(r"alpha-0\.05 .* Success", "\n".join(chapter.printed["dvc queue status"]))
-    # The temporary copies are gone; their runs and artifacts are in the root store.
-    assert not list((workshop.pipeline / ".dvc" / "tmp" / "exps").glob("tmp*"))
-    for run in new[1:]:
-        held_out = f"{run.info.run_id}/artifacts/held_out_rows.json"
-        assert (workshop.root / "mlruns" / EXPERIMENT / held_out).is_file()
-    assert "Traceback" not in "\n".join(sum(chapter.printed.values(), []))
-
-    # dvc exp show and compare_runs.py name the same best experiment.
-    shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
-    experiments = {
-        exp["name"]: exp["data"]["metrics"]["metrics.json"]["data"]["rmse"]
-        for row in shown
-        for experiment in row.get("experiments") or []
-        for exp in experiment["revs"]
-    }
-    assert set(names) <= set(experiments)
-    best_in_dvc = min(experiments, key=experiments.get)
-    compared = chapter.printed[f"python compare_runs.py --experiment {EXPERIMENT}"]
-    best_line = next(line for line in compared if line.startswith("Best run"))
-    assert best_line.startswith(f"Best run by metrics.rmse ASC: {best_in_dvc} ")
-    assert f"rmse = {experiments[best_in_dvc]:.3f}" in best_line
-
-
-def wait_for_queue(workshop, timeout=180):
-    """``dvc queue status`` once no experiment is queued or running any more."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = workshop.dvc("queue", "status").stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            return status
-        assert time.monotonic() < deadline, f"the queue did not finish:\n{status}"
-        time.sleep(1)
-
-
-# %%
-# Tracking off, and errors
-# ------------------------
-
-
-def test_with_tracking_off_no_run_appears_and_metrics_are_still_written(tmp_path):
-    require_dvc()
-    workshop = Workshop(tmp_path / "mlflow-workshop")  # no store: nothing may make one
-    workshop.set_params(enable_mlflow=False)
-    result = workshop.dvc("repro")
-    assert ran_stages(result.stdout) == ["prepare", "train", "evaluate"]
-    assert set(workshop.metrics()) == {"rmse", "r2", "mae"}
-    assert (workshop.pipeline / "model" / "model.skops").is_file()
-    assert "mlflow_run_id" not in workshop.card()
-    assert not (workshop.root / "mlflow.db").exists()
-    assert not (workshop.root / "mlruns").exists()
-
-
-@pytest.mark.parametrize(
-    ("params", "stage", "message"),
-    [
-        ({"train": {"alpha": -1}}, "train", "train.alpha must be a number above 0, got -1."),
-        (
-            {"prepare": {"test_size": "half"}},
-            "prepare",
-            "prepare.test_size must be a number from 0.05 to 0.95, got 'half'.",
-        ),
-        ({"enable_mlflow": "yes please"}, "train", "enable_mlflow must be true or false"),
-    ],
-)
-def test_a_bad_param_stops_its_stage_with_one_sentence(
-    tmp_path, empty_store_template, params, stage, message
-):
-    require_dvc()
-    workshop = Workshop(tmp_path / "mlflow-workshop", empty_store_template)
-    workshop.set_params(**params)
-    result = workshop.dvc("repro", check=False)
-    assert result.returncode != 0
-    assert f"params.yaml: {message}" in result.stderr
-    assert f"failed to reproduce '{stage}'" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    assert workshop.runs() == []  # nothing logged, so nothing left RUNNING
-    if "train.alpha" in message:  # the README's example, all that DVC prints on stderr
-        readme = chapter_output_with("params.yaml: train.alpha")
-        assert differences(readme, result.stderr.splitlines(), workshop.root) == ""
-
-
-def test_a_missing_data_file_stops_the_pipeline_with_one_sentence(tmp_path):
-    require_dvc()
-    workshop = Workshop(tmp_path / "mlflow-workshop")
-    data = workshop.root / "data" / "winequality-red.csv"
-    data.unlink()
-    result = workshop.dvc("repro", check=False)
-    assert result.returncode != 0
-    assert "winequality-red.csv" in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    # Each stage on its own says what is missing, in one sentence and with exit code 1.
-    training_rows = workshop.pipeline / "prepared" / "train.csv"
-    for script, missing in [("prepare.py", data), ("train.py", training_rows)]:
-        alone = workshop.python(f"dvc_pipeline/{script}", check=False)
-        assert alone.returncode == 1
-        [sentence] = alone.stderr.strip().splitlines()
-        assert sentence.startswith(f"There is no file {missing}")
-    assert not (workshop.root / "mlflow.db").exists()
-
-
-def chapter_output_with(text):
-    """The chapter's one output block with ``text`` in it."""
-    [block] = [
-        lines
-        for language, lines in fenced_blocks(chapter_text())
-        if language == "text" and any(text in line for line in lines)
+    # What evaluate.py prints, after its own line: the run, the model, where to see it.
+    run_id, experiment_id = run.info.run_id, run.info.experiment_id
+    scores = "evaluate: " + ", ".join(f"{k} {v:.3f}" for k, v in first.metrics.items())
+    printed = first.printed.splitlines()
+    start = printed.index(scores)
+    assert printed[start : start + 4] == [
+        scores,
+        f"Run {run_id} (repro_a0.5_l0.5) in experiment '{EXPERIMENT}'",
+        f"Model URI: models:/{MODEL}/1",
+        f"See it:    http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning",
     ]
-    return block
+    assert "Traceback" not in walked.printed + walked.errors
 
 
-def test_the_source_tutorials_file_store_is_refused_as_the_readme_shows(tmp_path):
-    """MLflow 3.17.2 refuses ``file:./logs/mlruns``, in the sentence the README quotes."""
-    code = "import mlflow; mlflow.set_tracking_uri('file:./logs/mlruns'); mlflow.search_runs()"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 1
-    readme = chapter_output_with("The filesystem tracking backend")
-    assert differences(readme, result.stderr.splitlines()[-1:], tmp_path) == ""
+def test_the_registered_model_loads_and_scores_as_the_pipeline_did(walked):
+    workshop, first = walked.workshop, walked.first
+    [run] = first.runs
+    version_1 = mlflow.MlflowClient(workshop.uri).get_model_version(MODEL, "1")
+    assert version_1.run_id == run.info.run_id
+    mlflow.set_tracking_uri(workshop.uri)
+    uri = f"models:/{MODEL}/1"
+    info = mlflow.models.get_model_info(uri)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    assert info.signature.inputs.input_names() == first.card["features"]
+    model = mlflow.sklearn.load_model(uri)
+    test = pd.read_csv(workshop.pipeline / "prepared" / "test.csv")
+    errors = model.predict(test[first.card["features"]]) - test["quality"]
+    assert (errors**2).mean() ** 0.5 == pytest.approx(run.data.metrics["rmse"])
+    # Everything MLflow wrote is in the workshop's root, which git ignores.
+    artifacts = workshop.root / "mlruns" / EXPERIMENT / run.info.run_id / "artifacts"
+    assert (artifacts / "held_out_rows.json").is_file()
+    assert list(workshop.pipeline.glob("**/mlruns")) + list(workshop.pipeline.glob("**/*.db")) == []
+    ignored = workshop.git("status", "--porcelain", "--ignored")
+    assert "!! mlflow.db" in ignored and "!! mlruns/" in ignored
 
 
 # %%
-# Nothing leaves the machine
-# --------------------------
+# dvc exp run: one run per experiment, in the workspace and in a temporary copy
+# -----------------------------------------------------------------------------
 
 
-def test_the_committed_dvc_config_turns_analytics_and_update_checks_off(tmp_path):
-    """dvc_pipeline/.dvc/config does it itself: no DVC_NO_ANALYTICS, no user or system
-    config of this computer (the copy's are empty folders of its own)."""
-    require_dvc()
-    workshop = Workshop(tmp_path / "mlflow-workshop")
-    workshop.git("ls-files", "--error-unmatch", "dvc_pipeline/.dvc/config")  # committed
+def test_each_experiment_is_one_run_named_after_it_in_the_workshops_store(walked):
+    workshop = walked.workshop
+    _, *new = workshop.runs()
+    assert [run.info.run_name for run in new] == ["alpha-0.1", "alpha-0.02"]
+    for run, alpha in zip(new, ["0.1", "0.02"], strict=True):
+        assert run.info.status == "FINISHED"
+        assert run.data.params["alpha"] == alpha
+        assert run.data.tags["dvc_exp_name"] == run.info.run_name
+        # The commit the experiment started from: DVC commits the experiment afterwards.
+        assert run.data.tags["dvc_exp_baseline_rev"] == walked.baseline
+        assert run.data.tags["mlflow.source.git.commit"] == walked.baseline
+        # dvc exp show and MLflow hold the same numbers.
+        assert run.data.metrics == pytest.approx(walked.experiments[run.info.run_name])
+        held_out = workshop.root / "mlruns" / EXPERIMENT / run.info.run_id / "artifacts"
+        assert (held_out / "held_out_rows.json").is_file()
+    versions = mlflow.MlflowClient(workshop.uri).search_model_versions(f"name = '{MODEL}'")
+    assert sorted(int(version.version) for version in versions) == [1, 2, 3]
+    # DVC's temporary copy is gone, and took no store with it.
+    assert list((workshop.pipeline / ".dvc" / "tmp" / "exps").glob("tmp*")) == []
+    assert "Ran experiment(s): alpha-0.02" in walked.printed
+
+
+def test_dvc_analytics_are_off_in_the_committed_config(walked):
     for option in ("core.analytics", "core.check_update"):
-        # DVC_NO_ANALYTICS stays set here, in case the config ever says otherwise.
-        shown = workshop.dvc("config", "--show-origin", option).stdout.split()
+        shown = walked.workshop.dvc("config", "--show-origin", option).stdout.split()
         assert shown == [".dvc/config", "false"], option
-    # What DVC decides from that config alone, asked without acting on it.
-    env = {k: v for k, v in workshop.env.items() if k != "DVC_NO_ANALYTICS"}
-    code = (
-        "from dvc import analytics; from dvc.updater import Updater;"
-        f"print(analytics.is_enabled(), Updater({str(tmp_path)!r}).is_enabled())"
-    )
-    asked = subprocess.run(
-        [sys.executable, "-c", code], cwd=workshop.pipeline, env=env, capture_output=True, text=True
-    )
-    assert asked.stdout.split() == ["False", "False"], asked.stderr
-    # The README shows the file as it is.
-    [shown] = [lines for language, lines in fenced_blocks(chapter_text()) if language == "ini"]
-    assert shown == (PIPELINE / ".dvc" / "config").read_text().splitlines()
 
 
 # %%
-# The runs in the MLflow UI: the README's picture
-# -----------------------------------------------
+# Errors, Ctrl+C and tracking off: one line, no run RUNNING
+# ---------------------------------------------------------
 
 
-def test_the_pipelines_runs_appear_in_the_ui(chapter, tmp_path):
-    """The README's ``mlflow ui`` over the copy's store, in headless Chromium (see test_ui.py)."""
-    from test_ui import expect, participant_browser, require_browser, screenshot, ui_command
-
-    import plumbing
-
-    require_browser()
-    workshop = chapter.workshop
-    runs = workshop.runs()
-    experiment_id = runs[0].info.experiment_id
-    port = free_port()
-    command = ui_command(port)
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "ui.log"
-    with BackgroundProcess(command, log, workshop.env, workshop.root) as server:
-        try:
-            wait_for_http(f"{url}/health", server.process)
-        except (RuntimeError, TimeoutError) as error:
-            pytest.fail(f"{error}\n{server.log()[-3000:]}")
-        with participant_browser(url) as context:
-            page = context.new_page()
-            page.goto(f"{url}/#/experiments/{experiment_id}{plumbing.UI_VIEW}")
-            for run in runs:  # each named after its DVC experiment
-                link = page.get_by_role("link", name=run.info.run_name, exact=True)
-                expect(link.first).to_be_visible()
-            # The chart view: one bar chart per metric, a bar per run. Its
-            # switch is an unlabelled radio button, found by its value.
-            chart_view = page.locator("input[name=runs-view-mode][value=CHART]")
-            chart_view.locator("xpath=../..").click()
-            for metric in ("rmse", "r2", "mae"):
-                expect(page.get_by_text(metric, exact=True).first).to_be_visible()
-            screenshot(page, "dvc_pipeline_runs", height=660)
+def test_a_bad_param_stops_its_stage_with_one_sentence_and_logs_nothing(workshop):
+    before = len(workshop.runs())
+    result = workshop.dvc("exp", "run", "-S", "train.alpha=-1", check=False)
+    assert result.returncode == 255  # DVC's own code for a failed command
+    assert result.stderr.splitlines() == [
+        "params.yaml: train.alpha must be a number above 0, got -1.",
+        "ERROR: failed to reproduce 'train': failed to run: python train.py, exited with 1",
+    ]
+    assert result.stderr in README  # the README shows it as it is
+    assert len(workshop.runs()) == before
 
 
-# %%
-# The README's before/after diff is the real change
-# -------------------------------------------------
+def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
+    """Ctrl+C in a terminal reaches DVC and the stage (a process group); the stage says one
+    line and exits 130, then DVC says that the stage failed. Sent once the model is being
+    saved (its logged_models row exists), when no SQLite statement is under way: an interrupt
+    inside one keeps that statement's lock while MLflow ends the run, which then waits 20 s
+    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0)."""
+    before = len(workshop.runs())
+    models_before = workshop.rows("logged_models")
+    process = subprocess.Popen(
+        [DVC, "--cd", "dvc_pipeline", "repro", "--force", "--single-item", "train"],
+        cwd=workshop.root,
+        env=workshop.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's command has
+    )
+    wait_for_row_count(workshop.root / "mlflow.db", "logged_models", models_before + 1, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 255
+    assert stderr.splitlines() == [
+        "Stopped by Ctrl+C: a run under way is marked FAILED.",
+        "ERROR: failed to reproduce 'train': failed to run: python train.py, exited with 130",
+    ]
+    assert stderr in README
+    assert len(workshop.runs()) == before + 1
+    *_, stopped = workshop.runs()
+    assert stopped.info.status == "FAILED"
+    assert [run for run in workshop.runs() if run.info.status == "RUNNING"] == []
 
 
-def readme_diffs():
-    """The ```diff blocks of the README's DVC chapter, as one patch."""
-    return "".join(re.findall(r"^```diff\n(.*?)^```", chapter_text(), flags=re.M | re.S))
-
-
-def test_the_readme_diff_undone_gives_the_pipeline_before_mlflow(tmp_path):
-    """Undoing the README's diff leaves a pipeline that runs and writes its metrics, MLflow-free."""
-    require_dvc()
-    patch = readme_diffs()
-    files = re.findall(r"^\+\+\+ b/(\S+)", patch, flags=re.M)
-    assert files == [f"dvc_pipeline/{name}" for name in WORKSHOP_DIFFED]
-    workshop = Workshop(tmp_path / "mlflow-workshop")
-    (tmp_path / "mlflow.patch").write_text(patch)
-    workshop.git("apply", "--reverse", str(tmp_path / "mlflow.patch"))
-    for name in ("train.py", "evaluate.py"):
-        assert "mlflow" not in (workshop.pipeline / name).read_text()
-    result = workshop.dvc("repro")
-    assert ran_stages(result.stdout) == ["prepare", "train", "evaluate"]
-    assert set(workshop.metrics()) == {"rmse", "r2", "mae"}
-    assert not (workshop.root / "mlflow.db").exists()
-
-
-WORKSHOP_DIFFED = ["params.yaml", "dvc.yaml", "train.py", "evaluate.py"]
+def test_with_tracking_off_the_pipeline_runs_as_before_and_logs_no_run(workshop):
+    before = len(workshop.runs())
+    result = workshop.dvc("exp", "run", "-n", "tracking-off", "-S", "enable_mlflow=false")
+    assert "evaluate: rmse" in result.stdout
+    assert "MLflow" not in result.stdout + result.stderr
+    assert "mlflow_run_id" not in workshop.read("model/model_card.json")
+    assert set(workshop.read("metrics.json")) == {"rmse", "r2", "mae"}
+    assert len(workshop.runs()) == before
