@@ -8,8 +8,8 @@ params (``train`` and ``enable_mlflow`` in params.yaml) change. From this folder
 
 It still writes the model (``model/model.skops``) and its card
 (``model/model_card.json``). With ``enable_mlflow: true`` it also logs a run in
-the MLflow experiment ``wine-quality-dvc``: params, DVC's names and the commit
-as tags, the training rows, and the model as a new version of ``wine_quality_dvc``.
+the MLflow experiment ``wine-quality-dvc``: params, DVC's names as tags, the
+training rows, and the model as a new version of ``wine_quality_dvc``.
 """
 
 # %%
