@@ -15,24 +15,66 @@ the validation score. Compare it with lesson 4, where every call is ours.
 # %%
 # Settings
 # --------
-import plumbing
+# The candidates of the grid search; ``--seed`` changes the split of the data.
+import argparse
 
-RIDGE_ALPHAS = [0.1, 1.0, 10.0, 100.0]  # the candidates of the grid search
+RIDGE_ALPHAS = [0.1, 1.0, 10.0, 100.0]
 VALIDATION_SIZE = 0.25
 SEED = 0
-EXPERIMENT_NAME = "digits-training-curves"  # next to lesson 4's runs, on the same data
 RUN_NAME = "ridge_grid_search_autolog"
 
 
 def parse_args(argv):
-    parser = plumbing.argument_parser(__doc__)
-    parser.add_argument("--seed", type=plumbing.seed, default=SEED, help="seed for the split")
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--seed", type=int, default=SEED, help="seed for the split")
+    args = parser.parse_args(argv)
+    # Checked before any run starts: a bad value is one line, and nothing is logged.
+    if not 0 <= args.seed < 2**32:
+        parser.error("--seed must be a whole number from 0 to 4294967295")
+    return args
 
 
 # %%
-# 1. Data and the search
-# ----------------------
+# Where the runs go
+# -----------------
+# MLflow writes to the tracking store named by ``MLFLOW_TRACKING_URI`` (a team
+# server, say) or, without it, to ``mlflow.db`` beside this script: an absolute
+# path, so that ``mlflow ui`` started in this folder finds every run, whichever
+# folder you started the script from. Files go to ``mlruns/`` beside it. The
+# experiment is lesson 4's: the same data, so the runs sit side by side.
+import os
+from pathlib import Path
+
+import mlflow
+from filelock import FileLock
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+LOCAL_STORE = "sqlite:///" + (HERE / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+EXPERIMENT_NAME = "digits-training-curves"
+
+
+def use_experiment():
+    mlflow.set_tracking_uri(TRACKING_URI)
+    # The first script to open a new store creates its tables, and MLflow does
+    # that without a lock: scripts started at once would break the store. The
+    # lock makes the others wait their turn, and then find the tables made.
+    with FileLock(HERE / "mlflow.db.lock"):
+        if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
+            # Given explicitly, the artifact folder is the same whatever folder
+            # the script started in (a server chooses its own).
+            local = (HERE / "mlruns" / EXPERIMENT_NAME).as_uri()
+            location = local if TRACKING_URI == LOCAL_STORE else None
+            mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+        return mlflow.set_experiment(EXPERIMENT_NAME)
+
+
+# %%
+# The data and the search
+# -----------------------
 # The same digits and split as lesson 4. The scaler sits inside the pipeline,
 # so cross-validation learns it from each fold's training rows only.
 from sklearn.datasets import load_digits
@@ -43,15 +85,13 @@ from sklearn.preprocessing import StandardScaler
 
 
 def load_data(seed):
-    data = load_digits(as_frame=True)
-    return train_test_split(
-        data.data, data.target, test_size=VALIDATION_SIZE, random_state=seed, stratify=data.target
-    )
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    return train_test_split(X, y, test_size=VALIDATION_SIZE, random_state=seed, stratify=y)
 
 
 # %%
-# 2. The autologged run
-# ---------------------
+# The autologged run
+# ------------------
 # Two choices are deliberate. ``log_models=False``: autolog would save the
 # search and its best model with pickle (loading pickle can run arbitrary
 # code) and work out their requirements, about ten seconds per model; lesson 1
@@ -59,16 +99,13 @@ def load_data(seed):
 # MLflow 3.17.2's autolog calls ``log_loss`` with an argument scikit-learn 1.9
 # deprecated, which prints a FutureWarning. Autologging stays on for the whole
 # process until it is switched off, so ``finally`` switches it off.
-import mlflow
-
-
 def main(argv=None):
     args = parse_args(argv)
     X_train, X_val, y_train, y_val = load_data(args.seed)
     pipeline = make_pipeline(StandardScaler(), RidgeClassifier())
     search = GridSearchCV(pipeline, {"ridgeclassifier__alpha": RIDGE_ALPHAS}, cv=3)
 
-    experiment = plumbing.use_experiment(EXPERIMENT_NAME)
+    experiment = use_experiment()
     mlflow.sklearn.autolog(log_models=False)
     try:
         with mlflow.start_run(run_name=RUN_NAME) as run:
@@ -78,12 +115,43 @@ def main(argv=None):
         mlflow.sklearn.autolog(disable=True)
 
     best_alpha = search.best_params_["ridgeclassifier__alpha"]
-    metrics = {"best cross-validation score": search.best_score_}
-    metrics |= {"validation accuracy": val_accuracy}
-    next_steps = [f"Best alpha: {best_alpha} (of {', '.join(map(str, RIDGE_ALPHAS))})"]
-    plumbing.print_summary(run, experiment, metrics, next_steps=next_steps)
+    print(f"Run {run.info.run_id} ({RUN_NAME}) in experiment '{experiment.name}'")
+    print(f"  best cross-validation score  {search.best_score_:.3f}")
+    print(f"  validation accuracy          {val_accuracy:.3f}")
+    print(f"Best alpha: {best_alpha} (of {', '.join(map(str, RIDGE_ALPHAS))})")
+    ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
+    print(
+        f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning"
+    )
     return {"run_id": run.info.run_id, "best_alpha": best_alpha, "val_accuracy": val_accuracy}
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+import signal
+import sys
+
+from mlflow.exceptions import MlflowException
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")
