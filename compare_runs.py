@@ -39,9 +39,12 @@ def parse_args(argv):
     )
     parser.add_argument("--experiment", default=EXPERIMENT_NAME, help="the experiment to compare")
     parser.add_argument("--filter", default="", help="a search filter, e.g. 'metrics.rmse < 0.7'")
-    parser.add_argument("--metric", help="the metric to rank by (default: RANKING's)")
+    parser.add_argument("--metric", help="the metric to rank by; None: the one in RANKING")
     parser.add_argument(
-        "--order", type=str.upper, choices=["ASC", "DESC"], help="default: RANKING's, else ASC"
+        "--order",
+        type=str.upper,
+        choices=["ASC", "DESC"],
+        help="ASC lowest first, DESC highest; None: RANKING's, else ASC",
     )
     parser.add_argument("--max-results", type=int, default=MAX_RESULTS, help="at most this many")
     parser.add_argument("--csv", metavar="PATH", help="write every matched run to a CSV file")
@@ -197,14 +200,19 @@ def plot_params(ranked, metric, order, path):
 # returns a pandas DataFrame: one column per param, metric and tag. The best
 # run's model is found with ``search_logged_models``. A filter MLflow cannot
 # parse is a bad flag: its reason, in argparse's one line.
+from mlflow.entities import LoggedModelStatus
 
 
 def print_best(client, experiment, best, metric, order_by):
     value = f"{metric} = {best.data.metrics[metric]:.3f}"
     print(f"\nBest run by {order_by[0]}: {best.info.run_name} {best.info.run_id} {value}")
     ids = [experiment.experiment_id]
+    # A model whose upload was stopped (Ctrl+C) stays PENDING, and has no files to load.
     for model in client.search_logged_models(ids, f"source_run_id = '{best.info.run_id}'"):
-        print(f"Its model: python load_model.py --model-uri {model.model_uri}")
+        if model.status == LoggedModelStatus.READY:
+            print(f"Its model: python load_model.py --model-uri {model.model_uri}")
+        else:
+            print(f"Its model {model.model_id} is {model.status.value}: its upload did not finish.")
     ui = TRACKING_URI if TRACKING_URI.startswith("http") else "http://127.0.0.1:5000"
     print(
         f"See it:    {ui}/#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}"

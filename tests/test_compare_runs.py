@@ -303,3 +303,18 @@ def test_as_a_participant_runs_it(store, tmp_path):
         "compare_runs.py: error: MLflow cannot use this --filter or --metric: Expected a quoted "
         "string value for parameter (e.g. 'my-value'). Got value 0.1"
     )
+
+
+def test_a_best_run_whose_model_upload_was_stopped(tracking_store, capsys):
+    """What a Ctrl+C while the wine lesson logs its model leaves: a FAILED run with its
+    metrics, and a PENDING model without files. The best run's model is named as such."""
+    client = mlflow.MlflowClient(tracking_store)
+    experiment_id = client.create_experiment("wine-quality-elasticnet")
+    stopped = client.create_run(experiment_id, run_name="elasticnet_a0.01_l0.5")
+    client.log_metric(stopped.info.run_id, "rmse", 0.625)
+    model = client.create_logged_model(experiment_id, "model", stopped.info.run_id)
+    client.set_terminated(stopped.info.run_id, "FAILED")
+    load_lesson("compare_runs.py").main([])
+    out = capsys.readouterr().out
+    assert f"\nIts model {model.model_id} is PENDING: its upload did not finish.\n" in out
+    assert "load_model.py" not in out
