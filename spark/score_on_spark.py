@@ -1,4 +1,4 @@
-"""Lesson: registered models predicting on Spark, loaded back and as a Spark UDF.
+"""Lesson 6, part 2: registered models on Spark, loaded back and as a Spark UDF.
 
 First the Spark forest that train_spark_forest.py registered: loaded back with
 ``mlflow.spark.load_model`` (a ``pyspark.ml`` PipelineModel) and with pyfunc,
@@ -6,55 +6,79 @@ it predicts the rows its run held out, beside the truth. Then the workshop's
 scikit-learn champion from train_iris_sweep.py scores a Spark DataFrame
 through ``mlflow.pyfunc.spark_udf``: Spark's Python workers run the model on
 every partition, which is how one model scores more data than one machine
-holds. Its predictions equal the model's own ``predict``.
+holds. Its predictions equal the model's own ``predict``. From the workshop's
+folder:
 
-    python train_spark_forest.py
+    python spark/train_spark_forest.py
     python train_iris_sweep.py
-    python score_on_spark.py
+    python spark/score_on_spark.py
 """
 
 # %%
 # Settings
 # --------
 # Both models by alias: whichever version is champion now.
-import plumbing
+import argparse
+import re
 
 SPARK_MODEL_URI = "models:/spark_breast_cancer_classifier@champion"
 SKLEARN_MODEL_URI = "models:/iris_classifier@champion"
 ROWS = 5
 MASTER = "local[*]"
-NO_STORE_YET = "There is no tracking store yet: run `python train_spark_forest.py` first."
+MASTERS = r"local(\[(\*|[1-9][0-9]*)\])?|yarn|(spark|k8s)://\S+"
 
 
 def parse_args(argv):
-    parser = plumbing.argument_parser(__doc__)
-    add = parser.add_argument
-    add("--spark-model-uri", type=plumbing.model_uri, default=SPARK_MODEL_URI, help="Spark model")
-    add("--sklearn-model-uri", type=plumbing.model_uri, default=SKLEARN_MODEL_URI, help="sklearn")
-    add("--rows", type=plumbing.positive_int, default=ROWS, help="held-out rows to show")
-    add("--master", type=plumbing.spark_master, default=MASTER, help="where Spark runs")
-    return parser.parse_args(argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--spark-model-uri", default=SPARK_MODEL_URI, help="a Spark model")
+    parser.add_argument("--sklearn-model-uri", default=SKLEARN_MODEL_URI, help="a sklearn model")
+    parser.add_argument("--rows", type=int, default=ROWS, help="held-out rows to show")
+    parser.add_argument("--master", default=MASTER, help="local[*], local[N], spark://HOST:PORT")
+    args = parser.parse_args(argv)
+    # Checked before Spark starts (the slow part): one line.
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+    if not re.fullmatch(MASTERS, args.master):
+        parser.error("--master must be local[*], local[N], spark://HOST:PORT, yarn or k8s://...")
+    return args
 
 
 # %%
-# 1. Which models, which rows
-# ---------------------------
+# Where the runs are
+# ------------------
+# The store every lesson writes to: ``MLFLOW_TRACKING_URI`` or, without it,
+# ``mlflow.db`` at the workshop's root, the folder above this one. This lesson
+# only reads, so without a store it says which lesson to run first.
+import os
+from pathlib import Path
+
+import mlflow
+
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+WORKSHOP = HERE.parent  # this lesson lives in spark/, one folder below the workshop's root
+LOCAL_STORE = "sqlite:///" + (WORKSHOP / "mlflow.db").as_posix()
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+
+
+# %%
+# Which models, which rows
+# ------------------------
 # ``get_model_info`` reads a model's MLmodel file without loading it: its run
 # and flavors. Each training run logged the rows it held out, with the truth,
 # as ``held_out_rows.json``, which the client's ``load_table`` reads back.
 # Both models are checked before Spark starts.
-import mlflow
 from mlflow.exceptions import MlflowException
 
 
-def model_and_rows(uri, flavor, script):
-    client = mlflow.MlflowClient()  # mlflow.load_table reads the active experiment only
+def model_and_rows(client, uri, flavor, script):
     try:
         info = mlflow.models.get_model_info(uri)
-        experiment_id = client.get_run(info.run_id).info.experiment_id  # gone after `mlflow gc`
+        experiment_id = client.get_run(info.run_id).info.experiment_id
     except MlflowException as error:
-        message = f"Cannot find {uri} ({error.message}): run `python {script}` first."
-        raise SystemExit(message) from None
+        raise SystemExit(f"Cannot find {uri} ({error.message}): run `{script}` first.") from None
     if flavor not in info.flavors:
         raise SystemExit(f"{uri} is not a {flavor} model; it has {', '.join(info.flavors)}.")
     held_out = client.load_table(experiment_id, "held_out_rows.json", [info.run_id])
@@ -64,17 +88,96 @@ def model_and_rows(uri, flavor, script):
 
 
 # %%
-# 2. The Spark model, loaded back
-# -------------------------------
+# A Spark session
+# ---------------
+# pyspark starts Spark in a Java process of its own. On this machine it
+# listens on 127.0.0.1 only and has no web UI; its log (``log4j2.properties``
+# beside this file) lets errors through only: set the levels there to ``warn``
+# or ``info`` to see more. Two Java options suit a run this short: the quick
+# compiler only, and the simplest garbage collector (Spark starts and trains
+# in about 40 % less time here; a long job on a cluster wants the defaults).
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+
+try:  # without pyspark, spark_session says what to install
+    import pyspark
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import SparkSession
+    from pyspark.sql.functions import col, struct
+except ImportError:
+    pyspark = None
+
+
+def spark_builder(master, app_name):
+    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = builder.config("spark.ui.enabled", "false")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    java_options = []
+    if master.startswith("local"):  # on a cluster, the workers must reach the driver
+        builder = builder.config("spark.driver.host", "127.0.0.1")
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+        java_options = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    log_config = HERE / "log4j2.properties"
+    if log_config.is_file():
+        java_options.append(f"-Dlog4j2.configurationFile={log_config.as_uri()}")
+    return builder.config("spark.driver.extraJavaOptions", " ".join(java_options))
+
+
+# Stopped half-way through its start, Spark's Java process would stay running
+# on its own: Ctrl+C and SIGTERM wait the few seconds until it has started.
+def start_spark(builder):
+    held = []
+    sigint = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        signal.signal(signal.SIGTERM, sigterm)
+    if held:
+        spark.stop()
+        raise KeyboardInterrupt(held[0])
+    return spark
+
+
+# A session already open (a notebook's) is used and left open. One started here
+# is stopped at the end, Ctrl+C included, and its Java process ends with Python.
+@contextlib.contextmanager
+def spark_session(master):
+    if pyspark is None:
+        raise SystemExit("This lesson needs pyspark: pip install -r spark/requirements.txt")
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java", path=os.path.join(java_home, "bin") if java_home else None) is None:
+        raise SystemExit("Spark needs Java 17 or newer: see spark/README.md to install it.")
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    # Spark's Python workers run this Python, with its packages (by default: python3).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # py4j, which carries every pyspark call to Java, logs tracebacks of its own
+    # when Ctrl+C interrupts a call (to Python's root logger, and to its own):
+    # the lesson's one line says enough.
+    logging.getLogger().addFilter(lambda record: "py4j" not in record.pathname)
+    logging.getLogger("py4j").propagate = False
+    print(f"Starting Spark ({master}) ...", flush=True)
+    spark = start_spark(spark_builder(master, "score_on_spark"))
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
+# %%
+# The Spark model, loaded back
+# ----------------------------
 # ``mlflow.spark.load_model`` returns the PipelineModel itself: ``transform`` a
 # Spark DataFrame, get ``prediction`` and ``probability`` columns. The pyfunc
 # interface (what serving and ``spark_udf`` use) takes pandas and returns a
-# list; it uses the open session (on its own it starts one, about 40 s).
-try:  # without pyspark, plumbing.spark_session says what to install
-    from pyspark.ml.functions import vector_to_array
-    from pyspark.sql.functions import col, struct
-except ImportError:
-    pass
+# list; it uses the open session (on its own it would start one).
 
 
 def predict_with_spark_model(spark, uri, features, truth, rows):
@@ -94,8 +197,8 @@ def predict_with_spark_model(spark, uri, features, truth, rows):
 
 
 # %%
-# 3. A scikit-learn model as a Spark UDF
-# --------------------------------------
+# A scikit-learn model as a Spark UDF
+# -----------------------------------
 # ``spark_udf`` wraps any pyfunc model as a Spark function: each partition of
 # the DataFrame goes to a Python worker as a pandas batch. ``env_manager=
 # "local"``: the workers use this environment, not one built from the model's
@@ -116,21 +219,51 @@ def score_with_spark_udf(spark, uri, features, truth, rows):
 
 
 # %%
-# 4. Both, in one Spark session
-# -----------------------------
+# Both, in one Spark session
+# --------------------------
 
 
 def main(argv=None):
     args = parse_args(argv)
-    plumbing.connect(NO_STORE_YET)
-    forest_rows = model_and_rows(args.spark_model_uri, "spark", "train_spark_forest.py")
-    sklearn_rows = model_and_rows(args.sklearn_model_uri, "sklearn", "train_iris_sweep.py")
-    with plumbing.spark_session(args.master, "score_on_spark") as spark:
+    if TRACKING_URI == LOCAL_STORE and not (WORKSHOP / "mlflow.db").is_file():
+        raise SystemExit("There are no runs yet: run `python spark/train_spark_forest.py` first.")
+    mlflow.set_tracking_uri(TRACKING_URI)
+    client = mlflow.MlflowClient()
+    forest_rows = model_and_rows(
+        client, args.spark_model_uri, "spark", "python spark/train_spark_forest.py"
+    )
+    sklearn_rows = model_and_rows(
+        client, args.sklearn_model_uri, "sklearn", "python train_iris_sweep.py"
+    )
+    with spark_session(args.master) as spark:
         forest = predict_with_spark_model(spark, args.spark_model_uri, *forest_rows, args.rows)
         udf = score_with_spark_udf(spark, args.sklearn_model_uri, *sklearn_rows, args.rows)
-    print("\nThe same scikit-learn model behind HTTP instead: python serve_model.py")
+    print("\nThe same scikit-learn model over HTTP instead:")
+    print(f"  mlflow models serve -m {args.sklearn_model_uri} --port 5001 --env-manager local")
     return {"spark_model": forest, "spark_udf": udf}
 
 
+# %%
+# Run the lesson
+# --------------
+# Ctrl+C raises KeyboardInterrupt, and SIGTERM (``kill``) is made to raise it
+# too: leaving ``with mlflow.start_run()`` that way marks the run FAILED. Then
+# one line, and the exit code a shell expects (130 or 143). In a notebook,
+# whose command line is the kernel's own, the lesson runs with its defaults.
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 if __name__ == "__main__":
-    main()
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        main([] if "ipykernel" in sys.modules else None)
+    except KeyboardInterrupt as stop:
+        signum = stop.args[0] if stop.args else signal.SIGINT
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"Stopped by {name}: a run under way is marked FAILED.", file=sys.stderr)
+        sys.exit(128 + signum)
+    except MlflowException as error:
+        sys.exit(f"MLflow: {error.message}")

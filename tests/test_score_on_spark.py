@@ -1,99 +1,142 @@
-"""score_on_spark.py on real Spark: the Spark forest loaded back, a scikit-learn model as a UDF.
+"""spark/score_on_spark.py on real Spark: the forest loaded back, a scikit-learn model as a UDF.
 
-One store holds what the lesson needs: a Spark sweep's champion and an iris
-sweep's champion. One local Spark session serves the module.
+One store holds what the lesson needs, made by the lessons that make it: a Spark
+sweep's champion (spark/train_spark_forest.py) and an iris sweep's champion
+(train_iris_sweep.py). One local Spark session, started by the lesson's own
+``spark_session``, serves the module. The tests skip where Java or pyspark is
+missing, and fail in CI.
 """
+
+import contextlib
+import importlib.util
+import io
+import os
+import shutil
 
 import mlflow
 import pytest
-from conftest import all_runs, new_store, using_store
+from conftest import all_runs, copy_lesson, load_lesson, require, run_script, sqlite_uri
 
-import score_on_spark
-import train_iris_sweep
-import train_spark_forest
-
+LESSON = "spark/score_on_spark.py"
 SPARK_MODEL = "models:/spark_breast_cancer_classifier@champion"
 IRIS_MODEL = "models:/iris_classifier@champion"
+HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
+NO_SPARK = "Spark needs pyspark (pip install -r spark/requirements.txt) and Java 17 or newer"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    require(HAS_PYSPARK and shutil.which("java"), NO_SPARK)
+    with load_lesson(LESSON).spark_session("local[2]") as session:
+        yield session
+
+
+@contextlib.contextmanager
+def using(uri, folder):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(folder)
+        yield
 
 
 @pytest.fixture(scope="module")
 def store(spark, tmp_path_factory, empty_store_template):
-    folder, uri = new_store(tmp_path_factory, empty_store_template, "score_on_spark")
-    with using_store(uri, folder):
-        train_spark_forest.main(["--grid", "10:4"])
-        train_iris_sweep.main(["--grid", "2:2,3:1"])
+    folder = tmp_path_factory.mktemp("score_on_spark")
+    shutil.copyfile(empty_store_template, folder / "mlflow.db")
+    uri = sqlite_uri(folder / "mlflow.db")
+    with using(uri, folder), contextlib.redirect_stdout(io.StringIO()):
+        load_lesson("spark/train_spark_forest.py").main(["--grid", "10:4"])
+        load_lesson("train_iris_sweep.py").main(["--grid", "2:2"])
     return {"uri": uri, "folder": folder}
 
 
 @pytest.fixture(scope="module")
 def scored(store):
-    with using_store(store["uri"], store["folder"]):
-        return score_on_spark.main(["--rows", "3"])
+    printed = io.StringIO()
+    with using(store["uri"], store["folder"]), contextlib.redirect_stdout(printed):
+        result = load_lesson(LESSON).main(["--rows", "3"])
+    return {**result, "printed": printed.getvalue()}
 
 
 @pytest.fixture
-def in_store(store):
-    with using_store(store["uri"], store["folder"]):
-        yield mlflow.MlflowClient(store["uri"])
+def client(store):
+    mlflow.set_tracking_uri(store["uri"])  # for the model URIs; reset after each test
+    return mlflow.MlflowClient(store["uri"])
 
 
-def test_spark_model_predicts_its_held_out_rows(scored, in_store):
-    champion = in_store.get_model_version_by_alias("spark_breast_cancer_classifier", "champion")
-    run = in_store.get_run(champion.run_id)
+def test_the_spark_model_predicts_the_rows_its_run_held_out(scored, client):
+    champion = client.get_model_version_by_alias("spark_breast_cancer_classifier", "champion")
+    run = client.get_run(champion.run_id)
     forest = scored["spark_model"]
     # The same rows, the same forest: the accuracy its training run logged.
     assert forest["accuracy"] == pytest.approx(run.data.metrics["accuracy"])
     table = forest["table"]
     assert len(table) == 143 and list(table.columns) == ["benign", "prediction", "P(benign)"]
     assert table["P(benign)"].between(0, 1).all()
-    assert ((table["P(benign)"] > 0.5) == (table["prediction"] == 1.0)).all()
+    assert ((table["P(benign)"] > 0.5) == (table["prediction"] == 1)).all()
     assert forest["pyfunc"] == list(table["prediction"])
 
 
-def test_spark_udf_predictions_equal_the_sklearn_models(scored, in_store):
-    champion = in_store.get_model_version_by_alias("iris_classifier", "champion")
-    experiment_id = in_store.get_run(champion.run_id).info.experiment_id
-    held_out = in_store.load_table(experiment_id, "held_out_rows.json", [champion.run_id])
-    sklearn_model = mlflow.sklearn.load_model(IRIS_MODEL)
-    expected = list(sklearn_model.predict(held_out.drop(columns="species")))
+def test_the_spark_udf_predicts_what_the_sklearn_model_predicts(scored, client):
+    champion = client.get_model_version_by_alias("iris_classifier", "champion")
+    experiment_id = client.get_run(champion.run_id).info.experiment_id
+    held_out = client.load_table(experiment_id, "held_out_rows.json", [champion.run_id])
+    expected = list(mlflow.sklearn.load_model(IRIS_MODEL).predict(held_out.drop(columns="species")))
     udf = scored["spark_udf"]
     assert udf["spark_udf"] == udf["predict"] == expected
     assert len(expected) == 45 and set(expected) == {"setosa", "versicolor", "virginica"}
 
 
-def test_prints_both_models_and_the_comparison(store, capsys):
-    with using_store(store["uri"], store["folder"]):
-        score_on_spark.main(["--rows", "2"])
-    out = capsys.readouterr().out
-    assert f"{SPARK_MODEL}: a PipelineModel, on the 143 rows its run held out" in out
-    assert "loaded with pyfunc: the same predictions" in out
-    assert f"{IRIS_MODEL} as a spark_udf, 45 rows in" in out
-    assert "equal to the model's own predict: yes, all 45 rows" in out
+def test_prints_both_models_and_how_they_compare(scored):
+    lines = scored["printed"].splitlines()
+    assert lines[0] == f"{SPARK_MODEL}: a PipelineModel, on the 143 rows its run held out"
+    assert lines[1].split() == ["benign", "prediction", "P(benign)"] and len(lines[2:5]) == 3
+    assert lines[5].startswith("  accuracy on all 143 rows: 0.")
+    assert lines[6] == "  loaded with pyfunc: the same predictions"
+    assert lines[8].startswith(f"{IRIS_MODEL} as a spark_udf, 45 rows in ")
+    assert "  equal to the model's own predict: yes, all 45 rows" in lines
+    assert lines[-1] == f"  mlflow models serve -m {IRIS_MODEL} --port 5001 --env-manager local"
+    assert "Starting Spark" not in scored["printed"]  # the open session was used
 
 
-def test_missing_model_says_which_lesson_to_run(spark, tracking_store, client):
+def test_a_missing_model_names_the_lesson_to_run(tracking_store):
     with pytest.raises(SystemExit) as exit_info:
-        score_on_spark.main([])
+        load_lesson(LESSON).main([])
     message = str(exit_info.value.code)
-    assert message.startswith(f"Cannot find {SPARK_MODEL}")
-    assert message.endswith("run `python train_spark_forest.py` first.")
-    assert all_runs(client) == []
+    assert message.startswith(f"Cannot find {SPARK_MODEL} (")
+    assert message.endswith("): run `python spark/train_spark_forest.py` first.")
+    assert all_runs(mlflow.MlflowClient(tracking_store)) == []
 
 
 def test_a_model_of_another_flavor_is_refused(store):
-    with using_store(store["uri"], store["folder"]), pytest.raises(SystemExit) as exit_info:
-        score_on_spark.main(["--spark-model-uri", IRIS_MODEL])
-    assert str(exit_info.value.code) == (
+    with using(store["uri"], store["folder"]), pytest.raises(SystemExit) as exit_info:
+        load_lesson(LESSON).main(["--spark-model-uri", IRIS_MODEL])
+    assert exit_info.value.code == (
         f"{IRIS_MODEL} is not a spark model; it has python_function, sklearn."
     )
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--spark-model-uri", "model"), ("--rows", "0"), ("--master", "local[-1]")],
+    ("flag", "value", "message"),
+    [
+        ("--rows", "0", "--rows must be at least 1"),
+        ("--master", "local[-1]", "--master must be local[*], local[N]"),
+    ],
 )
-def test_bad_flag_exits_2(capsys, flag, value):
+def test_a_bad_flag_is_one_line_before_spark(capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit_info:
-        score_on_spark.main([flag, value])
+        load_lesson(LESSON).main([flag, value])
     assert exit_info.value.code == 2
-    assert flag in capsys.readouterr().err
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_copy_alone_without_runs_says_which_lesson_to_run(tmp_path, monkeypatch):
+    """Copied alone into spark/ of an empty folder, it looks for the store one folder up."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    copy = copy_lesson(LESSON, tmp_path / "spark")
+    result = run_script(str(copy), cwd=tmp_path / "spark")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "There are no runs yet: run `python spark/train_spark_forest.py` first.\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["spark"]
