@@ -1,21 +1,35 @@
-"""The README's commands, run exactly as printed, in the order a participant meets them.
+"""Every README's commands, run as printed, in a fresh copy of the repository.
 
-The walkthrough copies the workshop's scripts into a temporary folder (a
-stand-in for a fresh clone, so the real repository's store stays untouched),
-then runs every ```bash block of the README there with bash. A few kinds of
-line need more than "run it and expect exit code 0":
+One executor for README.md and the folder READMEs (spark/, dvc_pipeline/,
+team/). For each README it copies the repository's tracked files into an empty
+folder (a fresh clone: a git repository, no store), then goes through the
+README's fenced blocks in order:
 
-- servers that stay in the foreground (``mlflow ui``, ``python serve_model.py``)
-  are started in the background, checked, and stopped;
-- ports are replaced by free ones, and ``<RUN_ID>``-style placeholders by
-  real values from the store;
-- set-up lines (clone, venv, pip) are run by ``.ci/run`` in a fresh virtual
-  environment; the quick start's ``uv run`` lines by test_quick_start_with_uv.
+- each line of a ```bash block is one command, run with bash from the copy's
+  root, with MLFLOW_TRACKING_URI unset unless the README exports it (what a
+  command exports, later commands see, as in one terminal);
+- a ```text block directly after a ```bash block (only blank lines between) is
+  what that block's last command printed, stdout then stderr. ``…`` within a
+  line stands for any text, a line of only ``…`` for any lines; blank lines,
+  run and model ids (32 hex digits, or the 8 of a short run id) and the copy's
+  path (shown as /home/you/mlflow-workshop) do not count;
+- every command must exit with 0, but one whose whole output a text block
+  shows (no line of only ``…``): that block shows what went wrong;
+- a ```bash block of one command with ``--port N`` and no text block after it
+  is a server that stays in the foreground (``mlflow ui``, ``mlflow models
+  serve``, ``mlflow server``): it is started in the background on a free port
+  (later commands get that port for N), waited for (``/health``) once a
+  command names its port, another server starts or the README ends, and
+  stopped when the README is done;
+- set-up lines (git clone, venv, pip install, uv, pytest) are CI's to run, and
+  ```powershell and ```python blocks are not run here (tests/test_serving.py
+  runs the Python request).
 
-The team server's commands are in team/README.md, which tests/test_team_server.py
-runs against a real PostgreSQL and `mlflow server`.
+A README whose commands need something a laptop may lack (Java and pyspark,
+DVC, PostgreSQL) is skipped there with the reason, and fails in CI.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -25,311 +39,379 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import (
-    IN_CI,
-    REPO_ROOT,
-    BackgroundProcess,
-    all_runs,
-    free_port,
-    require,
-    spark_missing,
-    sqlite_uri,
-    wait_for_http,
+from conftest import REPO_ROOT, BackgroundProcess, free_port, require, wait_for_http
+
+
+def tracked_files():
+    """The repository's files as git knows them: what a fresh clone holds."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return [name for name in listed.stdout.split("\0") if (REPO_ROOT / name).is_file()]
+
+
+READMES = [
+    name
+    for name in tracked_files()
+    if name.endswith("README.md") and "```bash" in (REPO_ROOT / name).read_text()
+]
+README_FOLDER = "/home/you/mlflow-workshop"  # where the READMEs' examples live
+SET_UP = re.compile(
+    r"^(git clone|cd mlflow-workshop|python3? -m venv|py -m venv|source \S*activate"
+    r"|\S*pip install|uv |pytest)"
 )
-
-README = REPO_ROOT / "README.md"
-SETUP_LINE = re.compile(
-    r"^(git clone|python3? -m venv|source |pip install|cd mlflow-workshop|uv run (demo.py|pytest)$)"
-)
-FOREGROUND_SERVERS = ("mlflow --env-file ui.env ui ", "mlflow ui ", "python serve_model.py")
-SERVE_READY_LINE = "Stop the server with Ctrl+C."
+SERVER_PORT = re.compile(r"--port (\d+)")
+BIN = Path(sys.executable).parent  # python, mlflow and dvc of the environment under test
+# Variables bash sets by itself: not carried from one command to the next.
+SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_"}
 
 
-SPARK_MISSING = spark_missing()
+def postgresql_installed():
+    found = shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return bool(found) and importlib.util.find_spec("psycopg") is not None
 
 
-def not_run_here(line):
-    """Why the walkthrough leaves ``line`` out, or None."""
-    if SETUP_LINE.match(line) or "pytest" in line:
-        return "run by .ci/run"  # test_ui.py writes the screenshots
-    if line.startswith("python -m benchmarks.run"):
-        return "a quarter of an hour"  # test_benchmarks.py runs it at tiny sizes
-    if SPARK_MISSING and re.search(r"spark|java", line):
-        if IN_CI:
-            pytest.fail(f"CI=true but {SPARK_MISSING}")
-        return SPARK_MISSING
-    return None
+# What a README's commands may need, found by what they run: (pattern, available, reason).
+NEEDS = [
+    (
+        r"\bspark/|pyspark",
+        lambda: shutil.which("java") and importlib.util.find_spec("pyspark"),
+        "the Spark lessons need Java and pyspark (pip install -r spark/requirements.txt)",
+    ),
+    (
+        r"\bdvc\b",
+        lambda: (BIN / "dvc").exists() or shutil.which("dvc"),
+        "the DVC lesson needs DVC (pip install -r dvc_pipeline/requirements.txt)",
+    ),
+    (
+        r"team_server\.py|postgres",
+        postgresql_installed,
+        "the team server needs PostgreSQL's programs (initdb, pg_ctl) and psycopg",
+    ),
+]
 
 
-def code_blocks(language, text=None):
-    """The fenced ``language`` blocks of the README, as lists of command lines.
+# --- Reading a README -------------------------------------------------------
 
-    Continuation lines (ending in a backslash or PowerShell's backtick) are
-    joined; blank lines and comments are dropped.
-    """
-    text = README.read_text() if text is None else text
-    blocks = re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+def fenced_blocks(text):
+    """Each fenced block in order: (language, body lines, whether only blank lines
+    separate it from the block before)."""
+    blocks, previous_end = [], None
+    fence = re.compile(r"^( *)```(\w*)\n(.*?)^\1```[ \t]*$", re.MULTILINE | re.DOTALL)
+    for match in fence.finditer(text):
+        indent = len(match[1])
+        lines = [line[indent:] for line in match[3].splitlines()]
+        adjacent = previous_end is not None and not text[previous_end : match.start()].strip()
+        blocks.append((match[2], lines, adjacent))
+        previous_end = match.end()
+    return blocks
+
+
+def commands(lines):
+    """A bash block's commands: continuation lines joined, blanks and comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    return [line.strip() for line in joined.splitlines() if line.strip()[:1] not in ("", "#")]
+
+
+def steps(text):
+    """The README as (commands, expected output or None) per bash block, in order."""
+    blocks = fenced_blocks(text)
     result = []
-    for block in blocks:
-        joined = re.sub(r"[\\`]\n\s*", " ", block)
-        lines = [line.strip() for line in joined.splitlines()]
-        result.append([line for line in lines if line and not line.startswith("#")])
+    for index, (language, lines, _) in enumerate(blocks):
+        if language != "bash":
+            continue
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        expected = following[1] if following and following[0] == "text" and following[2] else None
+        result.append((commands(lines), expected))
     return result
 
 
-def test_readme_has_bash_and_powershell_setup():
-    bash = [line for block in code_blocks("bash") for line in block]
-    powershell = [line for block in code_blocks("powershell") for line in block]
-    assert "pip install -r requirements.txt" in bash
-    assert "source .venv/bin/activate" in bash
-    assert r".venv\Scripts\Activate.ps1" in powershell
-    assert "pip install -r requirements-dev.txt" in bash and "pytest" in bash
+# --- Comparing output -------------------------------------------------------
 
 
-def test_ci_runs_the_readmes_test_command():
-    """.ci/run installs requirements-dev.txt and runs the README's exact test command."""
-    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    [test_block] = [b for b in code_blocks("bash") if "pip install -r requirements-dev.txt" in b]
-    assert test_block == ["pip install -r requirements-dev.txt", "pytest"]
-    assert any("pip install" in line and "-r requirements-dev.txt" in line for line in ci)
-    assert "pytest" in [line.strip() for line in ci]
+def normalised(lines, root):
+    """Lines without blanks, trailing spaces, ids or the copy's path."""
+    result = []
+    for line in lines:
+        line = line.replace(str(root), README_FOLDER).rstrip()
+        line = re.sub(r"\b[0-9a-f]{32}\b", "<id>", line)
+        line = re.sub(r"\b[0-9a-f]{8}\b", "<short id>", line)
+        if line.strip():
+            result.append(line)
+    return result
 
 
-def test_quick_start_with_uv(tmp_path):
-    """The quick start, in a copy with no virtual environment: uv installs the pins and runs."""
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    require(uv, "uv is not installed (pip install -r requirements-dev.txt installs it)")
-    copy = tmp_path / "mlflow-workshop"
-    copy.mkdir()
-    for name in ["*.py", "*.toml", "*.txt", "ui.env"]:
-        for path in REPO_ROOT.glob(name):
-            shutil.copy(path, copy)
-    for folder in ["data", "plumbing", "team", "tests"]:
-        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VIRTUAL_ENV"))}
-    env |= {"UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
-    env |= {"MLFLOW_DISABLE_TELEMETRY": "true"}
-    [commands] = [block for block in code_blocks("bash") if block[0].startswith("uv run")]
-    assert commands == ["uv run demo.py", "uv run pytest"]
-    demo = subprocess.run([uv, "run", "demo.py"], cwd=copy, env=env, capture_output=True, text=True)
-    assert demo.returncode == 0, demo.stderr[-3000:]
-    assert "accuracy" in demo.stdout and (copy / "mlflow.db").is_file()
-    assert (copy / ".venv").is_dir()
-    # uv writes uv.lock, which records the package index's address: git must ignore it.
-    assert "uv.lock" in (REPO_ROOT / ".gitignore").read_text().split()
-    # The whole suite would run inside this test; one file shows the test tools are there.
-    tests = [uv, "run", "pytest", "-q", "tests/test_requirements.py"]
-    result = subprocess.run(tests, cwd=copy, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def matches(expected, printed):
+    """Whether ``printed`` is what the text block ``expected`` shows (both normalised)."""
+    pattern = "".join(
+        r"(?:.*\n)*?" if line.strip() == "…" else ".*".join(map(re.escape, line.split("…"))) + r"\n"
+        for line in expected
+    )
+    return re.fullmatch(pattern, "".join(line + "\n" for line in printed)) is not None
 
 
-@pytest.fixture
-def workshop_copy(tmp_path):
-    """A fresh-clone stand-in: the tracked top-level files, data/ and plumbing/, no store."""
-    copy = tmp_path / "mlflow-workshop"
-    copy.mkdir()
-    for path in [
-        *REPO_ROOT.glob("*.py"),
-        REPO_ROOT / "ui.env",
-        REPO_ROOT / "spark-log4j2.properties",
-    ]:
-        shutil.copy(path, copy)
-    for folder in ["data", "plumbing", "tests"]:
-        shutil.copytree(REPO_ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__py*"))
-    return copy
+# --- Running it -------------------------------------------------------------
 
 
-class Walkthrough:
-    """Runs README lines in the copy with bash, the venv's python and mlflow first on PATH."""
+def fresh_clone(folder):
+    """The repository's tracked files, as they are now, in ``folder``: a git repository
+    with one commit, and no store."""
+    for name in tracked_files():  # as they are now, a file deleted here left out
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, folder / name)
+    for git in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "A fresh clone"]):
+        subprocess.run(["git", *git], cwd=folder, env=terminal_env(), check=True)
+    return folder
 
-    def __init__(self, folder, tmp_path):
-        self.folder, self.tmp_path = folder, tmp_path
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        self.env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + self.env["PATH"]
+
+def terminal_env():
+    """A participant's terminal: the environment's programs first, no tracking URI,
+    no telemetry, and a git identity for the READMEs' commits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"] = "You"
+        env[f"GIT_{role}_EMAIL"] = "you@example.org"
+    return env
+
+
+class Terminal:
+    """Runs README commands one after the other, as one terminal would, from ``root``."""
+
+    def __init__(self, root, logs):
+        self.root, self.logs = root, logs
+        self.env = terminal_env()
+        self.ports = {}  # a README's port -> the free port used instead
         self.servers = []
-        self.served_port = None  # the port of serve_model.py, once the README starts it
+        self.starting = []  # (command, README port, server) not yet seen answering
 
-    def client(self):
-        return mlflow.MlflowClient(sqlite_uri(self.folder / "mlflow.db"))
+    def with_ports(self, command):
+        for port, free in self.ports.items():
+            command = re.sub(rf"(?<=[:/]){port}\b|(?<=--port ){port}\b", str(free), command)
+        return command
 
-    def substitute(self, line):
-        """Fill placeholders with real values from the store."""
-        if "<RUN_ID>" in line:
-            line = line.replace("<RUN_ID>", all_runs(self.client())[-1].info.run_id)
-        if "<EXPERIMENT_ID>" in line:
-            demo = self.client().get_experiment_by_name("demo-mlflow-artifacts")
-            line = line.replace("<EXPERIMENT_ID>", demo.experiment_id)
-        return line
-
-    def run_readme_line(self, line):
-        """Run one line of a README bash block: what it printed, or None if that is not
-        compared (a line left out here, a server started)."""
-        if not_run_here(line):
-            return None
-        line = self.substitute(line)
-        if line.startswith(FOREGROUND_SERVERS[:2]):
-            port = self.start_server(line, "/health")
-            names = {
-                e.name for e in mlflow.MlflowClient(f"http://127.0.0.1:{port}").search_experiments()
-            }
-            assert "demo-mlflow-artifacts" in names, names
-            return None
-        if line.startswith("python serve_model.py"):
-            self.served_port = self.start_server(line, "/ping")
-            return self.served_start_up()
-        if line.startswith("rm -rf mlflow.db"):
-            # Before starting over: everything the lessons logged finished.
-            runs = all_runs(self.client())
-            assert runs and all(run.info.status == "FINISHED" for run in runs)
-            self.run(line)
-            assert not (self.folder / "mlflow.db").exists()
-            return []
-        if self.served_port is not None:
-            line = line.replace("127.0.0.1:5001", f"127.0.0.1:{self.served_port}")
-        return self.run(line).stdout.splitlines()
-
-    def transcript(self, block):
-        """Each ``$ command`` line of ``block`` with what it prints (stdout, then stderr),
-        whatever its exit status: such blocks show errors."""
-        printed = []
-        for line in block:
-            if line.startswith("$ "):
-                result = self.bash(line[2:])
-                printed += [line, *result.stdout.splitlines(), *result.stderr.splitlines()]
-        return printed
-
-    def bash(self, line):
-        """``line`` run by bash in the copy, whatever its exit status."""
-        return subprocess.run(
-            ["bash", "-c", line],
-            cwd=self.folder,
+    def run(self, command):
+        """``command`` run by bash; the variables it exports are kept for the next."""
+        self.wait_for_servers(command)
+        state = self.logs / "environment"
+        script = f'{self.with_ports(command)}\nstatus=$?\nenv -0 > "{state}"\nexit $status\n'
+        result = subprocess.run(
+            ["bash", "-c", script],
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,
             timeout=600,
         )
+        if state.exists():
+            pairs = (item.partition("=") for item in state.read_text().split("\0") if item)
+            self.env = {name: value for name, _, value in pairs if name not in SHELL_OWN}
+            state.unlink()
+        printed = result.stdout.splitlines() + result.stderr.splitlines()
+        for port, free in self.ports.items():
+            printed = [line.replace(f"127.0.0.1:{free}", f"127.0.0.1:{port}") for line in printed]
+        return result.returncode, printed
 
-    def run(self, line):
-        result = self.bash(line)
-        assert result.returncode == 0, f"{line!r} failed:\n{result.stdout}\n{result.stderr}"
-        return result
+    def start_server(self, command):
+        """A foreground server, started in the background on a free port. It is waited
+        for once a later command names its port, or another server starts, or at the end:
+        meanwhile the README goes on, as a participant's does in the first terminal."""
+        self.wait_for_servers()
+        port = SERVER_PORT.search(command)[1]
+        self.ports[port] = free_port()
+        log = self.logs / f"server-{len(self.servers)}.log"
+        server = BackgroundProcess(
+            ["bash", "-c", f"exec {self.with_ports(command)}"], log, env=self.env, cwd=self.root
+        )
+        self.servers.append(server.__enter__())
+        self.starting.append((command, port, server))
 
-    def start_server(self, line, readiness_path):
-        port = free_port()
-        line = re.sub(r"--port \d+", f"--port {port}", line)
-        if "--port" not in line:
-            line += f" --port {port}"
-        log = self.tmp_path / f"server-{len(self.servers)}.log"
-        # BackgroundProcess adds this process's environment, where an earlier test's
-        # mlflow.set_tracking_uri may have left MLFLOW_TRACKING_URI: empty means unset.
-        env = self.env | {"MLFLOW_TRACKING_URI": ""}
-        server = BackgroundProcess(["bash", "-c", f"exec {line}"], log, env=env, cwd=self.folder)
-        server.__enter__()
-        self.servers.append(server)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}{readiness_path}", server.process, timeout=180)
-        except Exception:
-            raise AssertionError(f"{line!r} did not start:\n{server.log()}") from None
-        return port
-
-    def served_start_up(self):
-        """What serve_model.py printed up to its last start-up line, at the README's port."""
-        server, port = self.servers[-1], self.served_port
-        last_line = server.wait_for_line(SERVE_READY_LINE)
-        start_up = server.log().partition(last_line)[0] + last_line
-        start_up = start_up.replace(f"127.0.0.1:{port}", "127.0.0.1:5001")
-        return start_up.replace(f"--port {port}", "--port 5001").splitlines()
+    def wait_for_servers(self, command=None):
+        """Wait for the servers still starting (those whose port ``command`` names)."""
+        for started in list(self.starting):
+            server_command, port, server = started
+            if command is not None and not re.search(rf"\b{port}\b", command):
+                continue
+            try:
+                wait_for_http(f"http://127.0.0.1:{self.ports[port]}/health", server.process)
+            except (RuntimeError, TimeoutError) as error:
+                message = f"{server_command!r} did not start: {error}\n{server.log()}"
+                raise AssertionError(message) from None
+            self.starting.remove(started)
 
     def stop_servers(self):
         for server in self.servers:
             server.__exit__(None, None, None)
 
 
-def fenced_blocks(text=None):
-    """Every fenced block of the README in order: (language, lines).
-
-    Shell blocks as code_blocks gives them; other blocks (program output)
-    line for line, without blank lines.
-    """
-    text = README.read_text() if text is None else text
-    found = re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
-    return [
-        (language, code_blocks(language, f"```{language}\n{body}```")[0])
-        if language in ("bash", "powershell")
-        else (language, [line for line in body.splitlines() if line.strip()])
-        for language, body in found
-    ]
-
-
-def normalised(lines, folder):
-    """Output lines with what differs from run to run replaced: ids, times, the folder."""
-    result = []
-    for line in filter(str.strip, lines):
-        line = line.replace(str(folder), "/home/you/mlflow-workshop").rstrip()
-        line = re.sub(r"[0-9a-f]{32}", "<id>", line)
-        line = re.sub(r"\b[0-9a-f]{8}\b", "<short id>", line)  # compare_runs.py's run id column
-        line = re.sub(r"sweep_\d{8}_\d{6}", "sweep_<time>", line)
-        line = re.sub(r"\b\d+(\.\d+)? s\b", "<seconds> s", line)
-        # A Python set in a message (MLflow's BAD_REQUEST) prints in any order.
-        line = re.sub(
-            r"\{'[\w', ]+'\}", lambda m: "{" + ", ".join(sorted(m[0][1:-1].split(", "))) + "}", line
-        )
-        result.append(line)
-    return result
-
-
-def differences(expected, printed, folder):
-    """'' if the README's output block is what was printed, else both, to show.
-
-    Line for line after ``normalised``; a line ``...`` (or ``… (what they are) …``)
-    stands for any lines, a line ending in ``…`` for any line that starts so.
-    """
-    expected, printed = normalised(expected, folder), normalised(printed, folder)
-    pattern = "".join(
-        "(?:.*\n)*?"
-        if line == "..." or re.fullmatch(r"… \(.*\) …", line)
-        else re.escape(line[:-1]) + ".*\n"  # a long line cut short with …
-        if line.endswith("…")
-        else re.escape(line) + "\n"
-        for line in expected
-    )
-    text = "".join(line + "\n" for line in printed)
-    if re.fullmatch(pattern, text):
-        return ""
-    return "README:\n" + "\n".join(expected) + "\nprinted:\n" + text
-
-
-def check_python_client(walk):
-    """The README's Python client, against the model server still running."""
-    [client_code] = [
-        code
-        for code in re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
-        if "127.0.0.1:5001" in code
-    ]
-    client_code = client_code.replace("127.0.0.1:5001", f"127.0.0.1:{walk.served_port}")
-    result = walk.run(f"python - <<'EOF'\n{client_code}EOF")
-    assert result.stdout.strip() == "['setosa', 'versicolor', 'virginica']"
-
-
-def test_walkthrough_runs_every_readme_command(workshop_copy, tmp_path):
-    """Every bash line, in order; a text block right after a bash block is what it prints."""
-    walk = Walkthrough(workshop_copy, tmp_path)
-    printed = None  # the stdout of the last bash block, if it printed to compare
-    drifted = []  # README output blocks that differ from the real output
+def run_readme(readme, root, logs):
+    """Every command of ``readme`` in the copy at ``root``; the output blocks that
+    differ from what was printed, as text to show."""
+    terminal = Terminal(root, logs)
+    drifted = []
     try:
-        for language, block in fenced_blocks():
-            if language == "text" and block[0].startswith("$ "):  # commands and their output
-                printed = walk.transcript(block)
-            if language == "text" and printed is not None:
-                drifted.append(differences(block, printed, workshop_copy))
-            printed = [] if language == "bash" else None
-            for line in block if language == "bash" else []:
-                output = walk.run_readme_line(line)
-                printed = None if output is None or printed is None else printed + output
-        check_python_client(walk)
+        for block, expected in steps((root / readme).read_text()):
+            if len(block) == 1 and expected is None and SERVER_PORT.search(block[0]):
+                terminal.start_server(block[0])
+                continue
+            status, printed = 0, []
+            for command in block:
+                if SET_UP.match(command):
+                    continue
+                status, printed = terminal.run(command)
+                complete = expected is not None and command == block[-1]
+                complete = complete and not any(line.strip() == "…" for line in expected)
+                assert status == 0 or complete, f"{command!r} exited {status}:\n" + "\n".join(
+                    printed
+                )
+            if expected is not None and not matches(
+                normalised(expected, root), normalised(printed, root)
+            ):
+                shown = "\n".join(expected)
+                drifted.append(f"$ {block[-1]}\nREADME:\n{shown}\nprinted:\n" + "\n".join(printed))
+        terminal.wait_for_servers()
     finally:
-        walk.stop_servers()
-    drifted = [difference for difference in drifted if difference]
-    assert not drifted, "README output blocks that drifted:\n\n" + "\n\n".join(drifted)
-    if SPARK_MISSING:  # all else ran and matched
-        pytest.skip(f"every README command ran but the Spark chapter's: {SPARK_MISSING}")
+        terminal.stop_servers()
+    return drifted
+
+
+@pytest.mark.parametrize("readme", READMES)
+def test_readme_commands_print_what_the_readme_shows(readme, tmp_path):
+    text = (REPO_ROOT / readme).read_text()
+    everything = "\n".join(c for block, _ in steps(text) for c in block if not SET_UP.match(c))
+    for pattern, available, reason in NEEDS:
+        if re.search(pattern, everything):
+            require(available(), reason)
+    root = fresh_clone(tmp_path / "mlflow-workshop")
+    (tmp_path / "logs").mkdir()
+    drifted = run_readme(readme, root, tmp_path / "logs")
+    assert not drifted, f"{readme}: output blocks that differ:\n\n" + "\n\n".join(drifted)
+
+
+# --- The executor's own rules, on a small README ----------------------------
+
+EXAMPLE = """Intro.
+
+```bash
+export GREETING=hello
+echo "$GREETING world" && echo "id 0123456789abcdef0123456789abcdef"
+```
+
+```text
+hello …
+id 89abcdef0123456789abcdef01234567
+```
+
+Prose between a command and a block that is not its output:
+
+```bash
+echo unchecked
+```
+
+Not output.
+
+```text
+anything
+```
+
+```bash
+python -c "raise SystemExit('There is no such thing.')"
+```
+
+```text
+There is no such thing.
+```
+"""
+
+
+def test_the_executor_reads_blocks_carries_exports_and_allows_shown_errors(tmp_path):
+    assert [expected for _, expected in steps(EXAMPLE)] == [
+        ["hello …", "id 89abcdef0123456789abcdef01234567"],
+        None,
+        ["There is no such thing."],
+    ]
+    (tmp_path / "README.md").write_text(EXAMPLE)
+    (tmp_path / "logs").mkdir()
+    assert run_readme("README.md", tmp_path, tmp_path / "logs") == []
+    (tmp_path / "README.md").write_text(EXAMPLE.replace("hello …", "goodbye …"))
+    [drift] = run_readme("README.md", tmp_path, tmp_path / "logs")
+    assert "goodbye" in drift and "hello world" in drift
+
+
+def test_a_failing_command_fails_unless_its_output_is_shown(tmp_path):
+    failing = 'python -c "raise SystemExit(3)"'
+    (tmp_path / "README.md").write_text(f"```bash\n{failing}\n```\n\n```text\n…\n```\n")
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(AssertionError, match="exited 3"):
+        run_readme("README.md", tmp_path, tmp_path / "logs")
+
+
+# --- The quick start --------------------------------------------------------
+
+
+def test_ci_runs_the_readmes_test_command():
+    """.ci/run runs the quick start's second command, through uv."""
+    [quick_start] = [block for block, _ in steps((REPO_ROOT / "README.md").read_text())[:1]]
+    first, test_command = quick_start
+    assert first == "uv run --with-requirements requirements.txt demo.py"
+    assert test_command == "uv run --with-requirements requirements-dev.txt pytest"
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+    assert any(line.endswith(test_command.removeprefix("uv")) for line in ci), test_command
+
+
+def test_quick_start_runs_lesson_one_through_uv_and_prints_what_the_readme_shows(tmp_path):
+    """The first command, in a fresh clone, as a participant runs it (no virtual
+    environment on PATH): lesson 1's output as the README shows it, not one MLflow
+    WARNING, and no .venv or uv.lock left behind. It installs requirements.txt, which
+    names no test tool."""
+    uv = shutil.which("uv", path=str(BIN)) or shutil.which("uv")
+    require(uv, "uv is not installed (pip install -r requirements-dev.txt installs it)")
+    requirements = (REPO_ROOT / "requirements.txt").read_text().splitlines()
+    assert not [line for line in requirements if line.startswith(("pytest", "ruff", "playwright"))]
+    root = fresh_clone(tmp_path / "mlflow-workshop")
+    text = (REPO_ROOT / "README.md").read_text()
+    [(first, _), *_] = steps(text)
+    [lesson_one] = [expected for block, expected in steps(text) if block == ["python demo.py"]]
+    env = {k: v for k, v in terminal_env().items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
+    env["UV_PYTHON"] = str(Path(sys.base_prefix) / "bin" / "python3")  # not this environment's
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    command = [uv, *first[0].split()[1:]]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "WARNING" not in result.stderr and "Detected uv project" not in result.stderr
+    printed = result.stdout.splitlines() + result.stderr.splitlines()
+    assert matches(normalised(lesson_one, root), normalised(printed, root)), printed
+    assert (root / "mlflow.db").is_file()
+    assert not (root / ".venv").exists() and not (root / "uv.lock").exists()
+
+
+# --- The recipe for a run left RUNNING --------------------------------------
+
+
+def test_the_recipe_marks_a_run_left_running_failed(tmp_path, monkeypatch):
+    """The README's snippet, run as printed with a real run id, on a run that a closed
+    terminal left RUNNING with its model PENDING."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # MlflowClient() then uses ./mlflow.db, as in the README
+    client = mlflow.MlflowClient("sqlite:///mlflow.db")
+    experiment_id = client.create_experiment("left-running")
+    run = client.create_run(experiment_id)
+    model = client.create_logged_model(experiment_id, source_run_id=run.info.run_id)
+    text = (REPO_ROOT / "README.md").read_text()
+    [recipe] = [
+        lines for language, lines, _ in fenced_blocks(text) if "set_terminated" in "".join(lines)
+    ]
+    code = "\n".join(recipe).replace("<run id>", run.info.run_id)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=terminal_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert client.get_logged_model(model.model_id).status.name == "FAILED"
