@@ -151,7 +151,7 @@ def spark_session(master):
         raise SystemExit("This lesson needs pyspark: pip install -r spark/requirements.txt")
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java", path=os.path.join(java_home, "bin") if java_home else None) is None:
-        raise SystemExit("Spark needs Java 17 or newer: see spark/README.md to install it.")
+        raise SystemExit("Spark needs Java 17 or newer, and there is none: see spark/README.md.")
     active = SparkSession.getActiveSession()
     if active is not None:
         yield active

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 import shutil
+import sys
 
 import mlflow
 import pytest
@@ -27,8 +28,10 @@ NO_SPARK = "Spark needs pyspark (pip install -r spark/requirements.txt) and Java
 @pytest.fixture(scope="module")
 def spark():
     require(HAS_PYSPARK and shutil.which("java"), NO_SPARK)
-    with load_lesson(LESSON).spark_session("local[2]") as session:
-        yield session
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYSPARK_PYTHON", sys.executable)  # as the lesson sets it; undone after
+        with load_lesson(LESSON).spark_session("local[2]") as session:
+            yield session
 
 
 @contextlib.contextmanager

@@ -214,8 +214,8 @@ def test_without_java_one_sentence_and_no_run(tracking_store, tmp_path, monkeypa
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
     with pytest.raises(SystemExit) as exit_info:
         load_lesson(LESSON).main(["--grid", "1:1"])
-    assert (
-        exit_info.value.code == "Spark needs Java 17 or newer: see spark/README.md to install it."
+    assert exit_info.value.code == (
+        "Spark needs Java 17 or newer, and there is none: see spark/README.md."
     )
     assert all_runs(mlflow.MlflowClient(tracking_store)) == []
 
