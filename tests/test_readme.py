@@ -29,12 +29,16 @@ A README whose commands need something a laptop may lack (Java and pyspark,
 DVC, PostgreSQL) is skipped there with the reason, and fails in CI.
 """
 
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -160,7 +164,11 @@ def fresh_clone(folder):
     for name in tracked_files():  # as they are now, a file deleted here left out
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, folder / name)
-    for git in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "A fresh clone"]):
+    for git in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", "A fresh clone"],
+    ):
         subprocess.run(["git", *git], cwd=folder, env=terminal_env(), check=True)
     return folder
 
@@ -263,9 +271,10 @@ def run_readme(readme, root, logs):
                 status, printed = terminal.run(command)
                 complete = expected is not None and command == block[-1]
                 complete = complete and not any(line.strip() == "…" for line in expected)
-                assert status == 0 or complete, f"{command!r} exited {status}:\n" + "\n".join(
-                    printed
-                )
+                if status != 0 and not complete:
+                    earlier = "".join(f"\n\nAn earlier block differs:\n{d}" for d in drifted)
+                    shown = "\n".join(printed)
+                    raise AssertionError(f"{command!r} exited {status}:\n{shown}{earlier}")
             if expected is not None and not matches(
                 normalised(expected, root), normalised(printed, root)
             ):
@@ -277,16 +286,49 @@ def run_readme(readme, root, logs):
     return drifted
 
 
+@pytest.fixture
+def clone_folder():
+    """An empty folder for the fresh clone that every user may enter: started by root,
+    PostgreSQL runs as 'postgres' (team/README.md), and pytest's own folders are closed
+    to it. Whatever a README started there and did not stop is stopped afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="readme-"))
+    folder.chmod(0o755)
+    yield folder
+    stop_processes_in(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_processes_in(folder):
+    """Stop the processes that run in ``folder`` or name it, such as a server a README
+    started in the background (its own ``stop`` command never ran if a step failed)."""
+    mine = {os.getpid()}
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if int(entry.name) not in mine and (
+                str(folder) in command or os.readlink(entry / "cwd").startswith(str(folder))
+            ):
+                found.append(int(entry.name))
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in found):
+            time.sleep(0.1)
+
+
 @pytest.mark.parametrize("readme", READMES)
-def test_readme_commands_print_what_the_readme_shows(readme, tmp_path):
+def test_readme_commands_print_what_the_readme_shows(readme, clone_folder):
     text = (REPO_ROOT / readme).read_text()
     everything = "\n".join(c for block, _ in steps(text) for c in block if not SET_UP.match(c))
     for pattern, available, reason in NEEDS:
         if re.search(pattern, everything):
             require(available(), reason)
-    root = fresh_clone(tmp_path / "mlflow-workshop")
-    (tmp_path / "logs").mkdir()
-    drifted = run_readme(readme, root, tmp_path / "logs")
+    root = fresh_clone(clone_folder / "mlflow-workshop")
+    (clone_folder / "logs").mkdir()
+    drifted = run_readme(readme, root, clone_folder / "logs")
     assert not drifted, f"{readme}: output blocks that differ:\n\n" + "\n\n".join(drifted)
 
 
