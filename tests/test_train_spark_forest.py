@@ -1,9 +1,10 @@
 """spark/train_spark_forest.py on real Spark: the sweep's runs, the registered best, its alias.
 
 One local Spark session, started by the lesson's own ``spark_session``, serves
-the in-process tests: the lesson finds it active and leaves it open. One
-subprocess, a copy of the lesson's folder, is stopped with Ctrl+C mid-sweep.
-The tests skip where Java or pyspark is missing, and fail in CI.
+the in-process tests: the lesson finds it active and leaves it open. Copies of
+the lesson's folder run as subprocesses: one stopped with Ctrl+C in its first
+fit, one with SIGTERM while Java starts. The tests skip where Java or pyspark
+is missing, and fail in CI.
 """
 
 import contextlib
