@@ -211,3 +211,45 @@ def test_interrupted_while_its_model_is_logged(tmp_path):
     [model] = client.search_logged_models([run.info.experiment_id])
     assert run.info.status == "FAILED"
     assert model.status == LoggedModelStatus.PENDING
+
+
+# Of log_params' first 14 statements, MLflow still leaves the run RUNNING after one (its
+# write of the params, held uncommitted by the interrupted connection): README, "When things go
+# wrong". Write-ahead logging (the lesson's "Where the runs go") cured the others.
+MID_WRITE = pytest.mark.xfail(strict=True, reason="MLflow: 'database is locked' for end_run")
+
+
+@pytest.mark.parametrize("statement", [2, 4, 8, pytest.param(10, marks=MID_WRITE), 14])
+def test_an_interrupt_just_after_a_store_statement_still_fails_the_run(
+    tmp_path, monkeypatch, statement
+):
+    """Ctrl+C can land anywhere; the worst moment is just after MLflow ran a SQLite statement,
+    its cursor still open. Raised there, the run must still end FAILED, not stay RUNNING
+    (as it did after statements 4, 8 and 14 without write-ahead logging)."""
+    import sqlalchemy.engine.cursor
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    demo = load_lesson(copy_lesson("demo.py", tmp_path))
+    results_left = {"count": None}
+    real_result = sqlalchemy.engine.cursor.CursorResult.__init__
+    real_log_params = mlflow.log_params
+
+    def result_then_interrupt(self, *args, **kwargs):
+        real_result(self, *args, **kwargs)
+        if results_left["count"] is not None:
+            results_left["count"] -= 1
+            if results_left["count"] == 0:
+                results_left["count"] = None
+                raise KeyboardInterrupt
+
+    def log_params_counting_results(params):
+        results_left["count"] = statement
+        return real_log_params(params)
+
+    monkeypatch.setattr(sqlalchemy.engine.cursor.CursorResult, "__init__", result_then_interrupt)
+    monkeypatch.setattr(mlflow, "log_params", log_params_counting_results)
+    with pytest.raises(KeyboardInterrupt):
+        demo.main(["--n-estimators", "5"])
+    monkeypatch.undo()
+    [run] = all_runs(mlflow.MlflowClient(sqlite_uri(tmp_path / "mlflow.db")))
+    assert run.info.status == "FAILED"
