@@ -58,6 +58,8 @@ def parse_args(argv):
 # path, so that ``mlflow ui`` started in this folder finds every run, whichever
 # folder you started the script from. Files go to ``mlruns/`` beside it.
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -65,7 +67,7 @@ from filelock import FileLock
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 LOCAL_STORE = "sqlite:///" + (HERE / "mlflow.db").as_posix()
-TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
 EXPERIMENT_NAME = "digits-training-curves"
 
 
@@ -75,6 +77,12 @@ def use_experiment():
     # that without a lock: scripts started at once would break the store. The
     # lock makes the others wait their turn, and then find the tables made.
     with FileLock(HERE / "mlflow.db.lock"):
+        if TRACKING_URI == LOCAL_STORE:
+            # Write-ahead logging, kept in the file once set: a reader never blocks a
+            # writer, so a run stopped by Ctrl+C just as MLflow read from the store
+            # can still be marked FAILED (without it, "database is locked").
+            with closing(sqlite3.connect(HERE / "mlflow.db")) as store:
+                store.execute("PRAGMA journal_mode=WAL")
         if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
             # Given explicitly, the artifact folder is the same whatever folder
             # the script started in (a server chooses its own).

@@ -76,6 +76,8 @@ def read_training_rows():
 # ``dvc exp run --temp`` and queued experiments run this file in a copy that
 # DVC deletes afterwards; ``DVC_ROOT`` names the real dvc_pipeline/ even then.
 import os
+import sqlite3
+from contextlib import closing
 
 import mlflow
 from filelock import FileLock
@@ -83,7 +85,7 @@ from filelock import FileLock
 PIPELINE = Path(os.environ.get("DVC_ROOT", HERE)).resolve()
 WORKSHOP = PIPELINE.parent  # the workshop's folder, above dvc_pipeline/
 LOCAL_STORE = "sqlite:///" + (WORKSHOP / "mlflow.db").as_posix()
-TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_STORE
 EXPERIMENT_NAME = "wine-quality-dvc"
 REGISTERED_MODEL = "wine_quality_dvc"
 
@@ -94,6 +96,12 @@ def use_experiment():
     # that without a lock: scripts started at once would break the store. The
     # lock makes the others wait their turn, and then find the tables made.
     with FileLock(WORKSHOP / "mlflow.db.lock"):
+        if TRACKING_URI == LOCAL_STORE:
+            # Write-ahead logging, kept in the file once set: a reader never blocks a
+            # writer, so a run stopped by Ctrl+C just as MLflow read from the store
+            # can still be marked FAILED (without it, "database is locked").
+            with closing(sqlite3.connect(WORKSHOP / "mlflow.db")) as store:
+                store.execute("PRAGMA journal_mode=WAL")
         if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
             # Given explicitly, the artifact folder is the workshop's mlruns/,
             # not one in DVC's temporary copy (a server chooses its own).
