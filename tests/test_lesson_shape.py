@@ -19,7 +19,7 @@ IN_FOLDERS = sorted(
     for path in (REPO_ROOT / folder).glob("*.py")
 )
 LESSONS = TOP_LEVEL + IN_FOLDERS
-OURS = {path.stem for path in REPO_ROOT.rglob("*.py")} | {"plumbing", "benchmarks", "tests"}
+OURS = {path.stem for path in REPO_ROOT.rglob("*.py")} | {"benchmarks", "tests"}
 
 
 def test_every_lesson_is_found():
