@@ -60,6 +60,8 @@ def parse_args(argv):
 # path, so that ``mlflow ui`` started in this folder finds every run, whichever
 # folder you started the script from. Files go to ``mlruns/`` beside it.
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -73,15 +75,21 @@ EXPERIMENT_NAME = "wine-quality-elasticnet"
 
 def use_experiment():
     mlflow.set_tracking_uri(TRACKING_URI)
+    if TRACKING_URI != LOCAL_STORE:  # a team server, say: whoever runs it set it up
+        return mlflow.set_experiment(EXPERIMENT_NAME)
     # The first script to open a new store creates its tables, and MLflow does
     # that without a lock: scripts started at once would break the store. The
     # lock makes the others wait their turn, and then find the tables made.
     with FileLock(HERE / "mlflow.db.lock"):
+        # Write-ahead logging, kept in the file once set: a reader never blocks a
+        # writer, so a run stopped by Ctrl+C just as MLflow read from the store
+        # can still be marked FAILED (without it, "database is locked").
+        with closing(sqlite3.connect(HERE / "mlflow.db")) as store:
+            store.execute("PRAGMA journal_mode=WAL")
         if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
-            # Given explicitly, the artifact folder is the same whatever folder
-            # the script started in (a server chooses its own).
-            local = (HERE / "mlruns" / EXPERIMENT_NAME).as_uri()
-            location = local if TRACKING_URI == LOCAL_STORE else None
+            # Files go to mlruns/ beside the store, whatever folder the script
+            # was started in (MLflow's default is ./mlruns there).
+            location = (HERE / "mlruns" / EXPERIMENT_NAME).as_uri()
             mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=location)
         return mlflow.set_experiment(EXPERIMENT_NAME)
 

@@ -286,13 +286,15 @@ def test_copied_alone_a_bad_flag_is_one_line_exit_2_and_nothing_logged(tmp_path)
 #
 # The signal is sent once MLflow writes the model's files (its input example first) into the
 # script's temporary folder: the run exists, the model is a PENDING row, and no database call
-# is under way. (Sent as a database write is under way, for instance the moment the run's row
-# appears, it fails about one time in ten: SQLAlchemy leaves the interrupted connection holding
-# SQLite's lock while Python handles the interrupt, so `with mlflow.start_run()` cannot mark
-# the run FAILED; after MLflow's 20 s busy timeout the script ends with "MLflow: database is
-# locked" and the run stays RUNNING.) Rarely, Python raises the interrupt inside a weakref
-# callback, where it prints "Exception ignored in: ..." and loses it: the script carries on,
-# as a participant sees it when a first Ctrl+C does nothing. Such a test is skipped, saying so.
+# is under way. Sent the moment the run's row appeared, it landed in one of MLflow's database
+# writes about one time in ten on a busy machine: the interrupted connection keeps SQLite's
+# write lock while Python handles the interrupt, so `with mlflow.start_run()` cannot mark the
+# run FAILED; after MLflow's 20 s busy timeout the script ends with "MLflow: (sqlite3.
+# OperationalError) database is locked", exit code 1, and the run stays RUNNING (README, "When
+# things go wrong"; write-ahead logging cures the same after a read, not mid-write). Rarely,
+# Python raises the interrupt inside a weakref callback, where it prints "Exception ignored
+# in: ..." and loses it: the script carries on, as a participant sees it when a first Ctrl+C
+# does nothing. Such a test is skipped, saying so.
 
 
 def interrupt_while_the_model_is_written(temporary_folder, process, signum):
