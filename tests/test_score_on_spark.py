@@ -30,6 +30,9 @@ def spark():
     require(HAS_PYSPARK and shutil.which("java"), NO_SPARK)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYSPARK_PYTHON", sys.executable)  # as the lesson sets it; undone after
+        # A pytest-xdist worker's __main__ has no file, which pyspark's Connect check
+        # (run when MLflow logs a Spark model) takes for a doctest run: it would exit.
+        patch.setattr(sys.modules["__main__"], "__file__", "pytest", raising=False)
         with load_lesson(LESSON).spark_session("local[2]") as session:
             yield session
 

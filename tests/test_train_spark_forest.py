@@ -47,8 +47,12 @@ def require_spark():
 @pytest.fixture(scope="module")
 def spark():
     require_spark()
-    with load_lesson(LESSON).spark_session("local[2]") as session:
-        yield session
+    with pytest.MonkeyPatch.context() as patch:
+        # A pytest-xdist worker's __main__ has no file, which pyspark's Connect check
+        # (run when MLflow logs a Spark model) takes for a doctest run: it would exit.
+        patch.setattr(sys.modules["__main__"], "__file__", "pytest", raising=False)
+        with load_lesson(LESSON).spark_session("local[2]") as session:
+            yield session
 
 
 @pytest.fixture(scope="module")
