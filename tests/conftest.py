@@ -220,12 +220,3 @@ class BackgroundProcess:
 
     def log(self):
         return self.log_path.read_text(errors="replace")
-
-    def wait_for_line(self, text, timeout=60):
-        """The first line of the log that holds ``text``, once it is printed."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log():
-            assert self.process.poll() is None, f"exited before {text!r}:\n{self.log()}"
-            assert time.monotonic() < deadline, f"{text!r} never printed:\n{self.log()}"
-            time.sleep(0.1)
-        return next(line for line in self.log().splitlines() if text in line)
