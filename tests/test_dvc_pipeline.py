@@ -258,13 +258,17 @@ def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
     line and exits 130, then DVC says that the stage failed. Sent once the model is being
     saved (its logged_models row exists), when no SQLite statement is under way: an interrupt
     inside one keeps that statement's lock while MLflow ends the run, which then waits 20 s
-    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0)."""
+    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0).
+
+    DVC runs a stage with `$SHELL -c`: bash hands the process over to python, which exits
+    130; dash (/bin/sh, used when SHELL is unset) waits and dies of the Ctrl+C itself, and
+    DVC says "exited with -2". The test takes bash, the usual login shell."""
     before = len(workshop.runs())
     models_before = workshop.rows("logged_models")
     process = subprocess.Popen(
         [DVC, "--cd", "dvc_pipeline", "repro", "--force", "--single-item", "train"],
         cwd=workshop.root,
-        env=workshop.env,
+        env=workshop.env | {"SHELL": "/bin/bash"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
