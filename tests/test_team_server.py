@@ -4,7 +4,8 @@ One stack serves the module: team_server.py starts it in a throwaway folder on
 free loopback ports, with MLflow's default permission (READ, so that a second
 user may look at an experiment but not log to it), and it is always stopped.
 demo.py logs to it as a participant does: MLFLOW_TRACKING_URI, a user name and
-password, and the retry settings team/README.md gives.
+password, and the retry settings team/README.md gives. check_exercises.py reads it
+as the instructor does, signed in as the admin.
 """
 
 import contextlib
@@ -35,6 +36,7 @@ EXPERIMENT = "demo-mlflow-artifacts"
 ADMIN = ("admin", "admin-password-of-the-tests")
 ALICE = ("alice", "alice-password-of-the-tests")
 BOB = ("bob", "bob-password-of-the-tests")  # may only read what alice created
+CAROL = ("carol", "carol-password-of-the-tests")
 NOT_AUTHENTICATED = (
     "Response body: 'You are not authenticated. Please see "
     "https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow "
@@ -150,7 +152,7 @@ def signed_in(user):
 
 @pytest.fixture(scope="module")
 def stack():
-    """Started once: PostgreSQL, `mlflow server --app-name basic-auth`, and two accounts."""
+    """Started once: PostgreSQL, `mlflow server --app-name basic-auth`, and three accounts."""
     require_postgres()
     # Started by root, PostgreSQL runs as 'postgres', who must be able to enter
     # the folder: pytest's tmp_path is root's alone.
@@ -161,7 +163,7 @@ def stack():
         ports = ["--port", str(stack.port), "--pg-port", str(stack.pg_port)]
         admin_password = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1]}
         stack.run("start", "--auth", *ports, "--workers", "1", env=admin_password)
-        for name, password in (ALICE, BOB):
+        for name, password in (ALICE, BOB, CAROL):
             stack.run("add-user", name, env=signed_in(ADMIN))
             # As the README does: the admin sets a password of their choosing.
             stack.run("set-password", name, env=signed_in(ADMIN), stdin=password + "\n")
@@ -311,6 +313,71 @@ def test_postgresql_down_is_one_sentence(stack, tmp_path):
     )
     assert seconds < 20
     assert "connection failed" in stack.layout.mlflow_log.read_text()
+
+
+# %%
+# The instructor's table
+# ----------------------
+def carols_training_loop():
+    """Exercise 7 as carol solves it: a linear model trained an epoch at a time on the
+    wines, its held-out RMSE logged per step, in an experiment of her own."""
+    import pandas as pd
+    from sklearn.linear_model import SGDRegressor
+    from sklearn.metrics import root_mean_squared_error
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    wines = pd.read_csv(REPO_ROOT / "data" / "winequality-red.csv").astype(float)
+    training, held_out = train_test_split(wines, test_size=0.25, random_state=42)
+    scaler = StandardScaler().fit(training.drop(columns="quality"))
+    X_train, X_test = (
+        scaler.transform(rows.drop(columns="quality")) for rows in (training, held_out)
+    )
+    model = SGDRegressor(random_state=0)
+    mlflow.set_experiment("my-training-loop")
+    with mlflow.start_run():
+        for epoch in range(10):
+            model.partial_fit(X_train, training["quality"])
+            rmse = root_mean_squared_error(held_out["quality"], model.predict(X_test))
+            mlflow.log_metric("val_rmse", rmse, step=epoch)
+
+
+def test_the_instructor_sees_every_participants_progress(stack, alices_run, tmp_path):
+    """Three participants at different stages, each logging only to experiments of their
+    own (the others may read them), and `python check_exercises.py --everyone` as the admin."""
+    with (
+        as_participant(participant(stack.url, ALICE), tmp_path),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        load_lesson("demo.py").main(["--n-estimators", "5", "--max-depth", "2"])  # exercise 1
+    with (
+        as_participant(participant(stack.url, BOB), tmp_path),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        wine = {
+            alpha: load_lesson("train_wine_elasticnet.py").main(["--alpha", alpha])
+            for alpha in ["0.5", "1", "0.9", "0.1", "0.01"]
+        }
+        client = mlflow.MlflowClient()
+        client.set_tag(wine["0.01"]["run_id"], "best", "true")  # exercise 3
+        for alpha in ["0.1", "0.01"]:
+            client.set_tag(wine[alpha]["run_id"], "beats_default", "true")  # exercise 4
+    with as_participant(participant(stack.url, CAROL), tmp_path):
+        carols_training_loop()  # exercise 7
+
+    admin = participant(stack.url, ADMIN)
+    result = run_script("check_exercises.py", "--everyone", env=admin)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "user      1  2  3  4  5  6  7  8  9 10 11  done",
+        "alice     x  .  .  .  .  .  .  .  .  .  x     2",
+        "bob       .  .  x  x  .  .  .  .  .  .  x     3",
+        "carol     .  .  .  .  .  .  x  .  .  .  x     2",
+    ]
+    # The admin logged nothing: exercise 11 asks for a run of one's own.
+    with as_participant(admin, tmp_path), contextlib.redirect_stdout(io.StringIO()):
+        checked = load_lesson("check_exercises.py").main(["--exercise", "11"])
+    assert checked == {11: f"no run of yours on {stack.url} yet"}
 
 
 # %%
