@@ -15,7 +15,7 @@ from conftest import REPO_ROOT, all_runs, require, sqlite_uri
 TOP_LEVEL = sorted(path.name for path in REPO_ROOT.glob("*.py") if "def main(" in path.read_text())
 IN_FOLDERS = sorted(
     f"{path.parent.name}/{path.name}"
-    for folder in ("spark", "dvc_pipeline")
+    for folder in ("spark", "dvc_pipeline", "solutions")
     for path in (REPO_ROOT / folder).glob("*.py")
 )
 LESSONS = TOP_LEVEL + IN_FOLDERS
@@ -25,6 +25,7 @@ OURS = {path.stem for path in REPO_ROOT.rglob("*.py")} | {"benchmarks", "tests"}
 def test_every_lesson_is_found():
     assert TOP_LEVEL == [
         "autolog_grid_search.py",
+        "check_exercises.py",
         "compare_runs.py",
         "demo.py",
         "load_model.py",
@@ -36,6 +37,12 @@ def test_every_lesson_is_found():
         "dvc_pipeline/evaluate.py",
         "dvc_pipeline/prepare.py",
         "dvc_pipeline/train.py",
+        "solutions/03_tag_best_run.py",
+        "solutions/04_tag_runs_that_beat_the_default.py",
+        "solutions/05_register_champion.py",
+        "solutions/06_score_champion.py",
+        "solutions/07_my_training_loop.py",
+        "solutions/10_evaluate_and_promote.py",
         "spark/score_on_spark.py",
         "spark/train_spark_forest.py",
     ]

@@ -1,9 +1,9 @@
 """Every README's commands, run as printed, in a fresh copy of the repository.
 
-One executor for README.md and the folder READMEs (spark/, dvc_pipeline/,
-team/). For each README it copies the repository's tracked files into an empty
-folder (a fresh clone: a git repository, no store), then goes through the
-README's fenced blocks in order:
+One executor for README.md, the folder READMEs (spark/, dvc_pipeline/, team/,
+solutions/) and EXERCISES.md. For each README it copies the repository's
+tracked files into an empty folder (a fresh clone: a git repository, no
+store), then goes through the README's fenced blocks in order:
 
 - each line of a ```bash block is one command, run with bash from the copy's
   root, with MLFLOW_TRACKING_URI unset unless the README exports it (what a
@@ -57,7 +57,7 @@ def tracked_files():
 READMES = [
     name
     for name in tracked_files()
-    if name.endswith("README.md") and "```bash" in (REPO_ROOT / name).read_text()
+    if name.endswith(("README.md", "EXERCISES.md")) and "```bash" in (REPO_ROOT / name).read_text()
 ]
 README_FOLDER = "/home/you/mlflow-workshop"  # where the READMEs' examples live
 SET_UP = re.compile(
