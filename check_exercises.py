@@ -66,7 +66,8 @@ def use_store():
 # Every check starts from the same filter: runs that finished (not FAILED, not
 # still RUNNING) and carry your user name. A key with a dot goes in backticks,
 # text in single quotes, and ``AND`` adds each check's own condition. Runs come
-# newest first unless a check orders them by a metric.
+# newest first unless a check orders them by a metric, in one page of up to
+# 1,000: more than anyone logs in a workshop.
 def search_mine(client, user, experiment_name=None, filter_string="", order_by=None):
     """The user's finished runs in one experiment (None: in all) matching ``filter_string``;
     no store yet (``client`` None): none."""

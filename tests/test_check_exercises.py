@@ -126,9 +126,9 @@ def test_exercise_1_one_forest_setting_is_not_enough(ada, capsys):
     assert check(9) == FIRST_HINTS[9]
 
 
-def test_exercises_1_2_9_demo_edited_and_run_again(ada, store, monkeypatch):
-    """demo.py as exercises 2 and 9 edit it: one more metric in score(), system metrics on
-    (MLflow's switch for every run, sampled every 0.1 s: the run takes longer)."""
+def test_exercises_1_2_9_demo_edited_and_run_again(ada, monkeypatch):
+    """demo.py as exercises 2 and 9 edit it: one more metric in score(), and system metrics
+    (MLflow's switch for every run), sampled every 0.1 s in a run that takes a second."""
     demo = load_lesson("demo.py")
     lesson_score = demo.score
 
