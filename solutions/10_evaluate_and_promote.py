@@ -103,9 +103,11 @@ def find_versions(alias):
     except mlflow.exceptions.MlflowException:  # no such registered model, or alias
         raise SystemExit(missing) from None
     wine = client.get_experiment_by_name(WINE_EXPERIMENT)
-    [newest] = client.search_runs(
-        [wine.experiment_id], MINE, order_by=["attributes.start_time DESC"], max_results=1
-    )
+    newest_first = ["attributes.start_time DESC"]
+    runs = client.search_runs([wine.experiment_id], MINE, order_by=newest_first, max_results=1)
+    if not runs:
+        raise SystemExit("You have no wine runs yet: python train_wine_elasticnet.py")
+    newest = runs[0]
     found = client.search_model_versions(
         f"name = '{MODEL_NAME}' and run_id = '{newest.info.run_id}'"
     )
