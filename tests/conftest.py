@@ -220,20 +220,3 @@ class BackgroundProcess:
 
     def log(self):
         return self.log_path.read_text(errors="replace")
-
-
-def xdist_group(item):
-    """The README a test of the executor runs, or else the test's module."""
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    return f"readme {params['readme']}" if "readme" in params else item.module.__name__
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """How pytest-xdist shares the tests out (pytest.ini: ``--dist loadgroup``): a test
-    module goes to one worker whole, so that its module fixtures are made once; but each
-    README the executor runs is a unit of its own, and these go first, since each takes
-    minutes and one of them started last would keep a worker busy after the others end."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
-    items.sort(key=lambda item: not xdist_group(item).startswith("readme "))
