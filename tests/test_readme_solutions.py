@@ -1,0 +1,11 @@
+"""solutions/README.md run as printed by the README executor (tests/readme_executor.py):
+every exercise's solution applied in order in a fresh clone, and the checker saying done
+after each. A test file of its own: it takes two minutes."""
+
+import pytest
+from readme_executor import readmes_run_by, run_as_printed
+
+
+@pytest.mark.parametrize("readme", readmes_run_by("test_readme_solutions"))
+def test_readme_commands_print_what_the_readme_shows(readme):
+    run_as_printed(readme)
