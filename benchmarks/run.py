@@ -48,6 +48,7 @@ LESSONS = [
     ("train_iris_sweep.py", "baseline_iris_sweep.py", None),
     ("track_training_curves.py", "baseline_training_curves.py", None),
     ("autolog_grid_search.py", None, None),
+    ("check_exercises.py", None, "demo.py"),  # reads what demo.py and load_model.py left
 ]
 # Timed when Java and pyspark are installed; score_on_spark.py needs the sweep's champion.
 SPARK_LESSONS = [
