@@ -291,10 +291,11 @@ def test_copied_alone_a_bad_flag_is_one_line_exit_2_and_nothing_logged(tmp_path)
 # write lock while Python handles the interrupt, so `with mlflow.start_run()` cannot mark the
 # run FAILED; after MLflow's 20 s busy timeout the script ends with "MLflow: (sqlite3.
 # OperationalError) database is locked", exit code 1, and the run stays RUNNING (README, "When
-# things go wrong"; write-ahead logging cures the same after a read, not mid-write). Rarely,
-# Python raises the interrupt inside a weakref callback, where it prints "Exception ignored
-# in: ..." and loses it: the script carries on, as a participant sees it when a first Ctrl+C
-# does nothing. Such a test is skipped, saying so.
+# things go wrong"; write-ahead logging cures the same after a read, not mid-write). Python
+# may also raise the interrupt inside a weakref callback (CI saw it twice running, for
+# SIGTERM), where it prints "Exception ignored in: ..." and loses it: the script carries on
+# and finishes its run, as README's "When things go wrong" says. The test then checks that
+# outcome: exit 0, the run FINISHED and its model READY, nothing left RUNNING or PENDING.
 
 
 def interrupt_while_the_model_is_written(temporary_folder, process, signum):
@@ -307,8 +308,6 @@ def interrupt_while_the_model_is_written(temporary_folder, process, signum):
         time.sleep(0.02)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    if process.returncode == 0 and "Exception ignored in" in stderr:
-        pytest.skip(f"Python lost the signal in a weakref callback or __del__:\n{stderr}")
     return process.returncode, stderr
 
 
@@ -329,11 +328,14 @@ def test_interrupted_while_its_model_is_logged(tmp_path, signum, exit_code, line
     env = {**NO_TRACKING_URI, "TMPDIR": str(temporary_folder)}
     process = start_script(str(lesson), cwd=tmp_path, env=env)
     returncode, stderr = interrupt_while_the_model_is_written(temporary_folder, process, signum)
-    assert (returncode, stderr.strip().splitlines()[-1]) == (exit_code, line), stderr
-    assert "Traceback" not in stderr
     client = mlflow.MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     [run] = all_runs(client)
     [model] = client.search_logged_models([run.info.experiment_id])
+    if returncode == 0 and "Exception ignored in" in stderr:  # the signal lost (above)
+        assert (run.info.status, model.status) == ("FINISHED", LoggedModelStatus.READY), stderr
+        return
+    assert (returncode, stderr.strip().splitlines()[-1]) == (exit_code, line), stderr
+    assert "Traceback" not in stderr
     assert run.info.status == "FAILED"
     assert run.data.metrics  # what it logged before the model is kept
     assert (model.status, model.source_run_id) == (LoggedModelStatus.PENDING, run.info.run_id)
