@@ -48,10 +48,14 @@ class Workshop:
         # An empty store with its tables made: saves MLflow's first-use migrations.
         shutil.copyfile(store_template, root / "mlflow.db")
         # Nothing leaves the machine (the committed .dvc/config already says so for
-        # DVC), and no setting of this computer's user counts.
+        # DVC), and no setting of this computer's user counts. DVC runs each stage with
+        # `$SHELL -c`: bash, the usual login shell, hands the process over to python, so
+        # a stage stopped by Ctrl+C exits 130; dash (/bin/sh, taken when SHELL is unset,
+        # as in CI) waits, dies of the Ctrl+C itself, and DVC says "exited with -2".
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
         self.env = env | {
             "PATH": str(BIN) + os.pathsep + env["PATH"],  # the stages' `python`
+            "SHELL": "/bin/bash",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "true",
             "DVC_NO_ANALYTICS": "1",
@@ -258,17 +262,14 @@ def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
     line and exits 130, then DVC says that the stage failed. Sent once the model is being
     saved (its logged_models row exists), when no SQLite statement is under way: an interrupt
     inside one keeps that statement's lock while MLflow ends the run, which then waits 20 s
-    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0).
-
-    DVC runs a stage with `$SHELL -c`: bash hands the process over to python, which exits
-    130; dash (/bin/sh, used when SHELL is unset) waits and dies of the Ctrl+C itself, and
-    DVC says "exited with -2". The test takes bash, the usual login shell."""
+    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0). The stage runs under bash
+    (Workshop's SHELL)."""
     before = len(workshop.runs())
     models_before = workshop.rows("logged_models")
     process = subprocess.Popen(
         [DVC, "--cd", "dvc_pipeline", "repro", "--force", "--single-item", "train"],
         cwd=workshop.root,
-        env=workshop.env | {"SHELL": "/bin/bash"},
+        env=workshop.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
