@@ -2,17 +2,20 @@
 ``<!-- tables:NAME -->`` and ``<!-- /tables:NAME -->`` changes, NAME a function in
 SECTIONS. Seconds, latencies in ms; a *timing* is one result of hyperfine's JSON:
 
-    scripts       [{lesson, packages, cold, warm, floor, baseline}], four timings (cold None
-                  if --quick or in an earlier lesson's store, baseline None if it has none)
+    scripts       [{lesson, packages, modules, cold, warm, floor, full_floor, baseline}], five
+                  timings (cold None if --quick or in an earlier lesson's store, baseline
+                  None if it has none)
     step_metrics  {store: {method: {points, median}}, server_startup}
-    compare_runs  {runs, compare, floor, packages}, two timings
+    compare_runs  {runs, compare, floor, full_floor, packages, modules}, three timings
     serving       [{model, startup, one_row, ping}], the last two {p50, p99, requests}
 
 A lesson's *import floor* is ``python -c`` with the lesson's own module-level imports of
-packages; ``packages`` names them.
+packages; ``packages`` names them. Its *full import floor* (``full_floor``) imports every
+module a run of the lesson loads, ``modules`` of them, the packages' lazy imports included:
+the targets are measured against it.
 """
 
-FLOOR_RATIO = 1.1  # a lesson's warm wall time, at most this multiple of its import floor
+FLOOR_RATIO = 1.1  # a lesson's warm wall time, at most this multiple of its full import floor
 STEP_SECONDS = 1.0  # for all step-metric points, with log_batch
 SERVING_MS = 15.0  # p50 of one-row requests to the sweep's champion
 STORES = ("SQLite", "tracking server")
@@ -51,12 +54,12 @@ def machine(results):
 
 def targets(results):
     compare = results["compare_runs"]
-    timed = [(f"`{row['lesson']}`", row["warm"], row["floor"]) for row in results["scripts"]]
+    timed = [(f"`{row['lesson']}`", row["warm"], row["full_floor"]) for row in results["scripts"]]
     over = f"`compare_runs.py` over {compare['runs']:,} runs"
-    timed.append((over, compare["compare"], compare["floor"]))
+    timed.append((over, compare["compare"], compare["full_floor"]))
     rows = []  # (target, measured, met)
     for lesson, warm, floor in timed:
-        target = f"{lesson} ≤ {FLOOR_RATIO}× its import floor (warm)"
+        target = f"{lesson} ≤ {FLOOR_RATIO}× its full import floor (warm)"
         rows.append((target, f"{ratio(warm, floor):.2f}×", ratio(warm, floor) <= FLOOR_RATIO))
     for store in STORES:
         batch = results["step_metrics"][store]["log_batch"]
@@ -71,14 +74,15 @@ def targets(results):
 def scripts(results):
     rows, floors = [], []
     for row in results["scripts"]:
-        timings = [seconds(row[state]) for state in ("cold", "warm", "floor")]
-        by_floor = f"{ratio(row['warm'], row['floor']):.2f}×"
+        timings = [seconds(row[state]) for state in ("cold", "warm", "floor", "full_floor")]
+        by_floor = f"{ratio(row['warm'], row['full_floor']):.2f}×"
         by_baseline = f"{ratio(row['warm'], row['baseline']):.2f}×" if row["baseline"] else "–"
         cells = [f"`{row['warm']['command']}`", *timings, by_floor, seconds(row["baseline"])]
         rows.append((*cells, by_baseline))
-        floors.append(f"- `{row['lesson']}`: {', '.join(row['packages'])}")
-    header = ["Command", "cold (new store)", "warm", "import floor", "warm / floor"]
-    header += ["baseline, warm", "warm / baseline"]
+        packages = ", ".join(row["packages"])
+        floors.append(f"- `{row['lesson']}`: {packages}; all it loads: {row['modules']:,} modules")
+    header = ["Command", "cold (new store)", "warm", "import floor", "full import floor"]
+    header += ["warm / full floor", "baseline, warm", "warm / baseline"]
     first = results["scripts"][0]
     cold = len(first["cold"]["times"]) if first["cold"] else 0
     runs = f"{len(first['warm']['times'])} runs, cold {cold}"
@@ -105,9 +109,12 @@ def steps(results):
 def compare(results):
     measured = results["compare_runs"]
     rows = [(f"`{measured[k]['command']}`", seconds(measured[k])) for k in ("compare", "floor")]
+    modules = f"importing the {measured['modules']:,} modules compare_runs.py loads"
+    rows.append((modules, seconds(measured["full_floor"])))
     made = f"{measured['runs']:,} runs made by `benchmarks/fill_store.py`"
-    times = f"{ratio(measured['compare'], measured['floor']):.2f}×"
-    return table(["Command", "wall time"], rows) + f"\n\nThe store holds {made}; {times} the floor."
+    times = f"{ratio(measured['compare'], measured['full_floor']):.2f}×"
+    text = f"The store holds {made}; {times} the full floor."
+    return table(["Command", "wall time"], rows) + f"\n\n{text}"
 
 
 def serving(results):

@@ -121,6 +121,16 @@ def time_import_floor(folder, runs, script):
     return floor, list(dict.fromkeys(imports.values()))
 
 
+def time_full_import_floor(folder, runs, script, flags):
+    """hyperfine's result for importing every module a run of the script loads, in the order
+    it loaded them (loaded_modules.py), and how many modules that is. The run that records
+    them is one more run of the script in its folder."""
+    helper = BENCHMARKS / "loaded_modules.py"
+    run_in(folder, helper, "record", "modules.txt", script, *flags)  # modules.txt in folder
+    floor = hyperfine(folder, runs, helper, "import", "modules.txt")
+    return floor, len((folder / "modules.txt").read_text().split())
+
+
 # %% Processes: each with its own store, nothing beyond 127.0.0.1
 def environment(folder, tracking_uri=None):
     return os.environ | {
@@ -197,6 +207,7 @@ def time_lessons(work, sizes, lessons):
             cold = hyperfine(folder, sizes.cold_runs, REPO / lesson, *flags, prepare=new_store)
         warm = hyperfine(folder, sizes.runs, REPO / lesson, *flags)
         floor, packages = time_import_floor(folder, sizes.runs, REPO / lesson)
+        full_floor, modules = time_full_import_floor(folder, sizes.runs, REPO / lesson, flags)
         base = None
         if baseline:
             baseline_folder = work / baseline
@@ -204,8 +215,9 @@ def time_lessons(work, sizes, lessons):
             shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")  # a warm store
             script = BENCHMARKS / "baselines" / baseline
             base = hyperfine(baseline_folder, sizes.runs, script, *flags)
-        timings = {"cold": cold, "warm": warm, "floor": floor, "baseline": base}
-        rows.append({"lesson": lesson, "packages": packages, **timings})
+        timings = {"cold": cold, "warm": warm, "floor": floor, "full_floor": full_floor}
+        timings["baseline"] = base
+        rows.append({"lesson": lesson, "packages": packages, "modules": modules, **timings})
     return rows
 
 
@@ -231,7 +243,15 @@ def time_compare_runs(work, sizes):
     compare = [REPO / "compare_runs.py", *COMPARE, "--max-results", sizes.fill_runs]
     timing = hyperfine(folder, sizes.runs, *compare)
     floor, packages = time_import_floor(folder, sizes.runs, REPO / "compare_runs.py")
-    return {"runs": sizes.fill_runs, "compare": timing, "floor": floor, "packages": packages}
+    full_floor, modules = time_full_import_floor(folder, sizes.runs, compare[0], compare[1:])
+    return {
+        "runs": sizes.fill_runs,
+        "compare": timing,
+        "floor": floor,
+        "full_floor": full_floor,
+        "packages": packages,
+        "modules": modules,
+    }
 
 
 def time_serving(work, sizes):
