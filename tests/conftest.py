@@ -22,6 +22,13 @@ os.environ["DO_NOT_TRACK"] = "true"
 import mlflow  # noqa: E402
 import pytest  # noqa: E402
 
+# A shell that starts the tests in the background (``pytest &`` in a script) makes
+# them ignore Ctrl+C (SIGINT), and every process they start inherits that: the
+# lessons would ignore the Ctrl+C the interrupt tests send. Python's default, which
+# a participant's terminal gives, is put back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
