@@ -215,8 +215,13 @@ def time_lessons(work, sizes, lessons):
             shutil.copyfile(folder / "mlflow.db", baseline_folder / "mlflow.db")  # a warm store
             script = BENCHMARKS / "baselines" / baseline
             base = hyperfine(baseline_folder, sizes.runs, script, *flags)
-        timings = {"cold": cold, "warm": warm, "floor": floor, "full_floor": full_floor}
-        timings["baseline"] = base
+        timings = {
+            "cold": cold,
+            "warm": warm,
+            "floor": floor,
+            "full_floor": full_floor,
+            "baseline": base,
+        }
         rows.append({"lesson": lesson, "packages": packages, "modules": modules, **timings})
     return rows
 

@@ -91,7 +91,7 @@ def test_a_lesson_reads_top_to_bottom(lesson):
 # its own, and reports every difference. One interpreter for all: starting Python with
 # MLflow once instead of once per lesson saves about a minute of the suite.
 IMPORT_PROBE = """
-import ast, atexit, gc, json, os, signal, sys, threading, importlib, importlib.util
+import atexit, gc, json, os, signal, sys, threading, importlib, importlib.util
 from pathlib import Path
 
 def state():
