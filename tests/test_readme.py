@@ -24,6 +24,7 @@ from readme_executor import (
     run_readme,
     steps,
     terminal_env,
+    tracked_files,
 )
 
 
@@ -36,6 +37,13 @@ def test_every_readme_with_commands_is_run_by_one_test_file():
     assert sorted(RUN_BY) == sorted(READMES)
     for test_module in set(RUN_BY.values()):
         assert (REPO_ROOT / "tests" / f"{test_module}.py").is_file()
+
+
+def test_no_readme_shows_an_empty_block():
+    for readme in tracked_files():
+        if readme.endswith(".md"):
+            blocks = fenced_blocks((REPO_ROOT / readme).read_text())
+            assert all("".join(lines).strip() for _, lines, _ in blocks), readme
 
 
 # --- The executor's own rules, on a small README ----------------------------
