@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import REPO_ROOT, all_runs, require, sqlite_uri
+from readme_executor import tracked_files
 
 TOP_LEVEL = sorted(path.name for path in REPO_ROOT.glob("*.py") if "def main(" in path.read_text())
 IN_FOLDERS = sorted(
@@ -171,10 +172,10 @@ def importlib_find(name):
     return importlib.util.find_spec(name) is not None
 
 
-# The lessons in the order a participant meets them, as notebooks run cell by cell in one
-# folder: compare, load and the checker read what the lessons before them logged. The
-# scripts in folders (spark/, dvc_pipeline/, solutions/) are not here: their store is the
-# folder above theirs, and the solutions need the exercises' runs before them.
+# Every lesson in the order a participant meets them, as notebooks run cell by cell in one
+# workshop folder: compare, load, the checker and the solutions read what the lessons before
+# them logged. A lesson in a folder runs with the kernel in its folder (``%cd``), as an
+# editor starts it there: it finds the store in the folder above.
 KERNEL_ORDER = [
     "demo.py",
     "train_wine_elasticnet.py",
@@ -184,22 +185,51 @@ KERNEL_ORDER = [
     "track_training_curves.py",
     "autolog_grid_search.py",
     "check_exercises.py",
+    "solutions/03_tag_best_run.py",
+    "solutions/04_tag_runs_that_beat_the_default.py",
+    "solutions/05_register_champion.py",
+    "solutions/06_score_champion.py",
+    "solutions/07_my_training_loop.py",
+    "train_wine_elasticnet.py",  # again: exercise 10 takes the newest wine run as its challenger
+    "solutions/10_evaluate_and_promote.py",
+    "dvc_pipeline/prepare.py",
+    "dvc_pipeline/train.py",
+    "dvc_pipeline/evaluate.py",
+    "spark/train_spark_forest.py",
+    "spark/score_on_spark.py",
 ]
-READ_ONLY = ("compare_runs.py", "load_model.py", "check_exercises.py")
+# The lessons that read the store, or only tag and register: no new run.
+LOGS_NO_RUN = (
+    "compare_runs.py",
+    "load_model.py",
+    "check_exercises.py",
+    "solutions/03_tag_best_run.py",
+    "solutions/04_tag_runs_that_beat_the_default.py",
+    "solutions/05_register_champion.py",
+    "dvc_pipeline/prepare.py",
+    "dvc_pipeline/evaluate.py",
+    "spark/score_on_spark.py",
+)
+
+
+def test_every_lesson_runs_in_a_kernel():
+    assert sorted(set(KERNEL_ORDER)) == sorted(LESSONS)
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
-    """One Jupyter kernel, started in an empty folder with data/ copied in, for every lesson:
-    starting a kernel and importing MLflow in it once instead of once per lesson saves
-    half a minute. Each lesson's notebook begins with ``%reset -f``, so that it starts
-    with no names defined, as in a new kernel."""
+    """One Jupyter kernel for every lesson, in a workshop folder holding the repository's
+    tracked files: starting a kernel and importing MLflow in it once instead of once per
+    lesson saves half a minute. Each lesson's notebook begins with ``NEW_KERNEL_NAMES``, so
+    that it starts with the names of a new kernel and no others."""
     for package in ("jupytext", "nbclient", "ipykernel"):
         require(importlib_find(package), f"{package} is not installed (requirements-dev.txt)")
     from jupyter_client import KernelManager
 
     folder = tmp_path_factory.mktemp("notebooks")
-    shutil.copytree(REPO_ROOT / "data", folder / "data")
+    for name in tracked_files():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, folder / name)
     environment = {
         name: value for name, value in os.environ.items() if name != "MLFLOW_TRACKING_URI"
     }
@@ -211,10 +241,32 @@ def kernel(tmp_path_factory):
         manager.shutdown_kernel(now=True)
 
 
-@pytest.mark.parametrize("lesson", KERNEL_ORDER)
+# No names but a new kernel's: ``%reset -f`` also deletes four that a new kernel's __main__
+# has, and pyspark reads ``__main__.__spec__``.
+NEW_KERNEL_NAMES = """%reset -f
+__doc__ = "Automatically created module for IPython interactive environment"
+__loader__ = None
+__package__ = None
+__spec__ = None
+"""
+
+
+@pytest.mark.parametrize(
+    "lesson",
+    [
+        pytest.param(lesson, id=f"{lesson} again" if lesson in KERNEL_ORDER[:index] else lesson)
+        for index, lesson in enumerate(KERNEL_ORDER)
+    ],
+)
 def test_cells_run_one_by_one_in_a_jupyter_kernel(lesson, kernel):
     """jupytext turns the lesson into a notebook; nbclient runs its cells in a real kernel,
     the last one included, which runs ``main`` with the lesson's defaults."""
+    missing = missing_packages(lesson)
+    require(
+        not missing, f"{lesson} needs {', '.join(missing)}: pip install -r requirements-dev.txt"
+    )
+    if lesson.startswith("spark/"):
+        require(shutil.which("java"), "the Spark lessons need Java 17 or newer")
     import jupytext
     from nbclient import NotebookClient
     from nbformat.v4 import new_code_cell
@@ -222,7 +274,10 @@ def test_cells_run_one_by_one_in_a_jupyter_kernel(lesson, kernel):
     manager, folder = kernel
     notebook = jupytext.read(REPO_ROOT / lesson)
     assert len([cell for cell in notebook.cells if cell.cell_type == "code"]) >= 4
-    notebook.cells.insert(0, new_code_cell("%reset -f"))
+    notebook.cells[:0] = [
+        new_code_cell(NEW_KERNEL_NAMES),
+        new_code_cell(f"%cd -q {(folder / lesson).parent}"),
+    ]
     runs_before = stored_runs(folder)
     client = NotebookClient(notebook, km=manager, timeout=300)
     try:
@@ -237,7 +292,7 @@ def test_cells_run_one_by_one_in_a_jupyter_kernel(lesson, kernel):
         if output.output_type == "stream"
     ]
     assert "".join(outputs).strip()
-    if lesson not in READ_ONLY:
+    if lesson not in LOGS_NO_RUN:
         assert len(stored_runs(folder)) > len(runs_before)
 
 
