@@ -29,6 +29,15 @@ import pytest  # noqa: E402
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+
+
+def pytest_collection_modifyitems(items):
+    """The README walk-throughs first: each takes one to two minutes, and pytest-xdist
+    hands out test files in the order they are collected (pytest.ini), so the shorter
+    files fill in around them instead of one of them finishing alone at the end."""
+    items.sort(key=lambda item: not item.path.name.startswith("test_readme"))
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WINE_CSV = REPO_ROOT / "data" / "winequality-red.csv"
 IN_CI = os.environ.get("CI", "").lower() == "true"
