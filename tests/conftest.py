@@ -30,7 +30,6 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-
 def pytest_collection_modifyitems(items):
     """The README walk-throughs first: each takes one to two minutes, and pytest-xdist
     hands out test files in the order they are collected (pytest.ini), so the shorter
