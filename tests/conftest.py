@@ -124,12 +124,22 @@ def copy_lesson(lesson, folder, with_data=False):
     return folder / Path(lesson).name
 
 
+def participant_env(env=None):
+    """The environment a participant's terminal gives a lesson: this one without pytest's
+    own variables (MLflow checks its database sessions when it sees PYTEST_CURRENT_TEST),
+    and ``env`` on top."""
+    inherited = {
+        name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")
+    }
+    return {**inherited, **(env or {})}
+
+
 def run_script(*args, cwd=REPO_ROOT, env=None, timeout=300):
     """Run ``python *args`` as a participant would and capture what it prints."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=participant_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -141,7 +151,7 @@ def start_script(*args, cwd, env=None):
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env=participant_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -213,7 +223,7 @@ class BackgroundProcess:
             self.args,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(self.env or {})},
+            env=participant_env(self.env),
             cwd=self.cwd,
             start_new_session=True,  # its own process group: its workers stop with it
         )

@@ -45,7 +45,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from conftest import REPO_ROOT, BackgroundProcess, free_port, require, wait_for_http
+from conftest import (
+    REPO_ROOT,
+    BackgroundProcess,
+    free_port,
+    participant_env,
+    require,
+    wait_for_http,
+)
 
 
 def tracked_files():
@@ -178,7 +185,7 @@ def fresh_clone(folder):
 def terminal_env():
     """A participant's terminal: the environment's programs first, no tracking URI,
     no telemetry, and a git identity for the READMEs' commits."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = {k: v for k, v in participant_env().items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     for role in ("AUTHOR", "COMMITTER"):

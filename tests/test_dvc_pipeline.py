@@ -24,7 +24,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO_ROOT, require, sqlite_uri, wait_for_row_count
+from conftest import REPO_ROOT, participant_env, require, sqlite_uri, wait_for_row_count
 
 PIPELINE = REPO_ROOT / "dvc_pipeline"
 BIN = Path(sys.executable).parent
@@ -52,7 +52,7 @@ class Workshop:
         # `$SHELL -c`: bash, the usual login shell, hands the process over to python, so
         # a stage stopped by Ctrl+C exits 130; dash (/bin/sh, taken when SHELL is unset,
         # as in CI) waits, dies of the Ctrl+C itself, and DVC says "exited with -2".
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+        env = {k: v for k, v in participant_env().items() if not k.startswith(("MLFLOW_", "DVC_"))}
         self.env = env | {
             "PATH": str(BIN) + os.pathsep + env["PATH"],  # the stages' `python`
             "SHELL": "/bin/bash",

@@ -4,7 +4,6 @@ repository, nothing changed by importing it, and cells that run in a real Jupyte
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, all_runs, require, sqlite_uri
+from conftest import REPO_ROOT, all_runs, participant_env, require, sqlite_uri
 from readme_executor import tracked_files
 
 TOP_LEVEL = sorted(path.name for path in REPO_ROOT.glob("*.py") if "def main(" in path.read_text())
@@ -231,7 +230,7 @@ def kernel(tmp_path_factory):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, folder / name)
     environment = {
-        name: value for name, value in os.environ.items() if name != "MLFLOW_TRACKING_URI"
+        name: value for name, value in participant_env().items() if name != "MLFLOW_TRACKING_URI"
     }
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(cwd=str(folder), env=environment)

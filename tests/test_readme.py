@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, require
+from conftest import REPO_ROOT, require, run_script
 from readme_executor import (
     BIN,
     READMES,
@@ -102,6 +102,16 @@ def test_a_failing_command_fails_unless_its_output_is_shown(tmp_path):
     (tmp_path / "logs").mkdir()
     with pytest.raises(AssertionError, match="exited 3"):
         run_readme("README.md", tmp_path, tmp_path / "logs")
+
+
+def test_commands_run_without_pytests_own_variables():
+    """MLflow behaves differently when it sees PYTEST_CURRENT_TEST (it checks its database
+    sessions); a participant's terminal has no such variable, and neither have the lessons
+    the tests start."""
+    assert "PYTEST_CURRENT_TEST" in os.environ
+    code = "import os; print([name for name in os.environ if name.startswith('PYTEST_')])"
+    assert run_script("-c", code).stdout == "[]\n"
+    assert [name for name in terminal_env() if name.startswith("PYTEST_")] == []
 
 
 # --- The quick start --------------------------------------------------------

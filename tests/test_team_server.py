@@ -25,7 +25,15 @@ from pathlib import Path
 import mlflow
 import pytest
 import requests
-from conftest import REPO_ROOT, copy_lesson, free_port, load_lesson, require, run_script
+from conftest import (
+    REPO_ROOT,
+    copy_lesson,
+    free_port,
+    load_lesson,
+    participant_env,
+    require,
+    run_script,
+)
 from mlflow.exceptions import MlflowException
 
 team_server = load_lesson("team/team_server.py")
@@ -118,7 +126,9 @@ class Stack:
     def run(self, *args, env=None, stdin=None):
         # No MLFLOW_DISABLE_TELEMETRY from conftest: team_server.py must set it itself
         # (DO_NOT_TRACK stays, so nothing is sent even if it did not).
-        environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+        environment = {
+            k: v for k, v in participant_env().items() if k != "MLFLOW_DISABLE_TELEMETRY"
+        }
         result = subprocess.run(
             [sys.executable, TEAM_SERVER, "--data-dir", str(self.data_dir), *args],
             env={**environment, **(env or {})},

@@ -27,6 +27,7 @@ from conftest import (
     all_runs,
     copy_lesson,
     load_lesson,
+    participant_env,
     require,
     run_script,
     sqlite_uri,
@@ -242,7 +243,7 @@ def start_in_a_copy(tmp_path, *args):
     return subprocess.Popen(
         [sys.executable, "spark/train_spark_forest.py", *args],
         cwd=tmp_path,
-        env={name: value for name, value in os.environ.items() if name != "MLFLOW_TRACKING_URI"},
+        env={k: v for k, v in participant_env().items() if k != "MLFLOW_TRACKING_URI"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
