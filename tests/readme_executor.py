@@ -167,12 +167,18 @@ def matches(expected, printed):
 # --- Running it -------------------------------------------------------------
 
 
+def copy_tracked_files(folder):
+    """The repository's tracked files, as they are now (a file deleted here left out),
+    copied into ``folder``."""
+    for name in tracked_files():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, folder / name)
+
+
 def fresh_clone(folder):
     """The repository's tracked files, as they are now, in ``folder``: a git repository
     with one commit, and no store."""
-    for name in tracked_files():  # as they are now, a file deleted here left out
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, folder / name)
+    copy_tracked_files(folder)
     for git in (
         ["init", "-q", "-b", "main"],
         ["add", "-A"],

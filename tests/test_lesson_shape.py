@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import REPO_ROOT, all_runs, participant_env, require, sqlite_uri
-from readme_executor import tracked_files
+from readme_executor import copy_tracked_files
 
 TOP_LEVEL = sorted(path.name for path in REPO_ROOT.glob("*.py") if "def main(" in path.read_text())
 IN_FOLDERS = sorted(
@@ -226,9 +226,7 @@ def kernel(tmp_path_factory):
     from jupyter_client import KernelManager
 
     folder = tmp_path_factory.mktemp("notebooks")
-    for name in tracked_files():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, folder / name)
+    copy_tracked_files(folder)
     environment = {
         name: value for name, value in participant_env().items() if name != "MLFLOW_TRACKING_URI"
     }
