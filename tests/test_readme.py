@@ -121,8 +121,8 @@ def test_ci_runs_the_readmes_test_command():
     """.ci/run runs the quick start's second command, through uv."""
     [quick_start] = [block for block, _ in steps((REPO_ROOT / "README.md").read_text())[:1]]
     first, test_command = quick_start
-    assert first == "uv run --with-requirements requirements.txt demo.py"
-    assert test_command == "uv run --with-requirements requirements-dev.txt pytest"
+    assert first == "uv run --isolated --with-requirements requirements.txt demo.py"
+    assert test_command == "uv run --isolated --with-requirements requirements-dev.txt pytest"
     ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
     assert any(line.endswith(test_command.removeprefix("uv")) for line in ci), test_command
 
