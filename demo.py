@@ -57,13 +57,6 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-# skops saves the model (below). It is imported before MLflow on purpose: its
-# first import searches every module already loaded, and MLflow loads about two
-# thousand, so this order makes a run about 1.5 s faster. The "isort: split"
-# line keeps import sorters (ruff, isort) from moving it back.
-import skops.io  # noqa: F401
-
-# isort: split
 import mlflow
 from filelock import FileLock
 
