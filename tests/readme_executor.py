@@ -29,8 +29,11 @@ store), then goes through the README's fenced blocks in order:
 A README whose commands need something a laptop may lack (Java and pyspark,
 DVC, PostgreSQL) is skipped there with the reason, and fails in CI.
 
-The READMEs take minutes each. Three test files run them (``RUN_BY``), so that
+The READMEs take minutes each. Several test files run them (``RUN_BY``), so that
 pytest-xdist, which gives a test file to one worker whole, shares them out.
+tests/test_dvc_pipeline.py and tests/test_score_on_spark.py run their folder's README
+in a module fixture and look at what its commands left, instead of making the same
+runs again.
 """
 
 import contextlib
@@ -269,9 +272,10 @@ class Terminal:
             server.__exit__(None, None, None)
 
 
-def run_readme(readme, root, logs):
+def run_readme(readme, root, logs, watch=None):
     """Every command of ``readme`` in the copy at ``root``; the output blocks that
-    differ from what was printed, as text to show."""
+    differ from what was printed, as text to show. ``watch(command, printed)``, if
+    given, is called after each command: a test can look at the copy on the way."""
     terminal = Terminal(root, logs)
     drifted = []
     try:
@@ -284,6 +288,8 @@ def run_readme(readme, root, logs):
                 if SET_UP.match(command):
                     continue
                 status, printed = terminal.run(command)
+                if watch is not None:
+                    watch(command, printed)
                 complete = expected is not None and command == block[-1]
                 complete = complete and not any(line.strip() == "…" for line in expected)
                 if status != 0 and not complete:
@@ -308,8 +314,8 @@ RUN_BY = {
     "README.md": "test_readme",
     "EXERCISES.md": "test_readme",
     "team/README.md": "test_readme",
-    "dvc_pipeline/README.md": "test_readme_folders",
-    "spark/README.md": "test_readme_folders",
+    "dvc_pipeline/README.md": "test_dvc_pipeline",
+    "spark/README.md": "test_score_on_spark",
     "solutions/README.md": "test_readme_solutions",
 }
 

@@ -1,12 +1,13 @@
 """dvc_pipeline/: MLflow added to a DVC pipeline, run with real DVC and git.
 
-The tests work in a copy of the pipeline and the wine data, nothing else of the
-workshop (the stages stand alone), made a git repository of its own as a clone
-is. They run ``dvc`` as a participant does, with no MLFLOW_TRACKING_URI: the
-stages must find the store, ``mlflow.db`` in the copy's root, by themselves,
-from the project folder and from DVC's temporary copies alike. A module fixture
-walks dvc_pipeline/README.md's path once: ``dvc repro``, the baseline committed,
-an experiment in the workspace and one in a temporary copy.
+The module fixture runs dvc_pipeline/README.md's commands as printed, with the README
+executor, in a fresh clone of the workshop (a git repository): ``dvc repro``, the
+baseline committed, experiments in the workspace, in a temporary copy and from the
+queue, ``dvc exp show`` and compare_runs.py. The tests then look at what those
+commands printed and logged, and the tests that run DVC again do so in that clone, as
+a participant does, with no MLFLOW_TRACKING_URI: the stages must find the store,
+``mlflow.db`` in the clone's root, by themselves, from the project folder and from
+DVC's temporary copies alike.
 """
 
 import contextlib
@@ -25,28 +26,23 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT, participant_env, require, sqlite_uri, wait_for_row_count
+from readme_executor import fresh_clone, readmes_run_by, run_readme, stop_processes_in
 
-PIPELINE = REPO_ROOT / "dvc_pipeline"
 BIN = Path(sys.executable).parent
 DVC = shutil.which("dvc", path=str(BIN)) or shutil.which("dvc")
 EXPERIMENT = "wine-quality-dvc"
 MODEL = "wine_quality_dvc"
-README = (PIPELINE / "README.md").read_text()
-# What the stages make: never copied from a developer's own runs.
-OUTPUTS = ("prepared", "model", "dvc.lock", "metrics.json", "tmp", "cache", "__pycache__")
+[README] = readmes_run_by("test_dvc_pipeline")
+README_TEXT = (REPO_ROOT / README).read_text()
+REPRO = "dvc --cd dvc_pipeline repro"
 
 
 class Workshop:
-    """The pipeline and the data in a folder of their own, a git repository, and DVC run there."""
+    """A fresh clone of the workshop, and DVC and git run in it."""
 
-    def __init__(self, root, store_template):
+    def __init__(self, root):
         self.root = root
         self.pipeline = root / "dvc_pipeline"
-        shutil.copytree(REPO_ROOT / "data", root / "data")
-        shutil.copytree(PIPELINE, self.pipeline, ignore=shutil.ignore_patterns(*OUTPUTS))
-        shutil.copy(REPO_ROOT / ".gitignore", root)  # mlflow.db and mlruns/ stay out of git
-        # An empty store with its tables made: saves MLflow's first-use migrations.
-        shutil.copyfile(store_template, root / "mlflow.db")
         # Nothing leaves the machine (the committed .dvc/config already says so for
         # DVC), and no setting of this computer's user counts. DVC runs each stage with
         # `$SHELL -c`: bash, the usual login shell, hands the process over to python, so
@@ -65,11 +61,8 @@ class Workshop:
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_CONFIG_NOSYSTEM": "1",
         }
-        self.git("init", "--quiet", "--initial-branch=main")
         self.git("config", "user.name", "Workshop participant")
         self.git("config", "user.email", "participant@example.invalid")
-        self.git("add", ".")
-        self.git("commit", "--quiet", "--message", "The wine pipeline")
         self.uri = sqlite_uri(root / "mlflow.db")
 
     def command(self, args, cwd, check=True):
@@ -104,46 +97,64 @@ class Workshop:
 
 
 @pytest.fixture(scope="module")
-def walked(tmp_path_factory, empty_store_template):
-    """A copy in which the README's path was walked: what each step printed and logged."""
+def walked(tmp_path_factory):
+    """A fresh clone in which the README's commands ran: what each printed, what the
+    README shows that they did not print, and what ``dvc repro`` left, looked at before
+    the experiments changed the workspace."""
     require(DVC is not None, "dvc is not installed: pip install -r dvc_pipeline/requirements.txt")
     require(shutil.which("git") is not None, "git is not installed")
     folder = tmp_path_factory.mktemp("dvc")
-    workshop = Workshop(folder / "mlflow-workshop", empty_store_template)
-    repro = workshop.dvc("repro")
-    first = SimpleNamespace(
-        printed=repro.stdout,
-        params=workshop.read("params.yaml"),
-        runs=workshop.runs(),
-        metrics=workshop.read("metrics.json"),
-        card=workshop.read("model/model_card.json"),
-        head=workshop.git("rev-parse", "HEAD"),
-    )
-    workshop.git("add", "dvc_pipeline/dvc.lock", "dvc_pipeline/metrics.json")
-    workshop.git("commit", "--quiet", "--message", "Wine pipeline: the baseline")
-    in_workspace = workshop.dvc("exp", "run", "-n", "alpha-0.1", "-S", "train.alpha=0.1")
-    in_a_copy = workshop.dvc("exp", "run", "--temp", "-n", "alpha-0.02", "-S", "train.alpha=0.02")
-    shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
-    return SimpleNamespace(
-        workshop=workshop,
-        first=first,
-        printed=in_workspace.stdout + in_a_copy.stdout,
-        errors=repro.stderr + in_workspace.stderr + in_a_copy.stderr,
-        baseline=workshop.git("rev-parse", "HEAD"),
-        experiments={
-            rev["name"]: rev["data"]["metrics"]["metrics.json"]["data"]
-            for row in shown
-            for experiment in row.get("experiments") or []
-            for rev in experiment["revs"]
-        },
-    )
+    workshop = Workshop(fresh_clone(folder / "mlflow-workshop"))
+    (folder / "logs").mkdir()
+    printed = {}
+    first = SimpleNamespace()
+
+    def look(command, output):
+        printed[command] = "\n".join(output)
+        if command == REPRO:
+            first.params = workshop.read("params.yaml")
+            first.runs = workshop.runs()
+            first.metrics = workshop.read("metrics.json")
+            first.card = workshop.read("model/model_card.json")
+            first.head = workshop.git("rev-parse", "HEAD")
+
+    try:
+        drifted = run_readme(README, workshop.root, folder / "logs", watch=look)
+        shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
+        yield SimpleNamespace(
+            workshop=workshop,
+            first=first,
+            printed=printed,
+            drifted=drifted,
+            baseline=workshop.git("rev-parse", "HEAD"),
+            experiments={
+                rev["name"]: rev["data"]["metrics"]["metrics.json"]["data"]
+                for row in shown
+                for experiment in row.get("experiments") or []
+                for rev in experiment["revs"]
+            },
+        )
+    finally:
+        stop_processes_in(folder)
 
 
 @pytest.fixture
 def workshop(walked):
-    """The walked copy, for a test that changes params.yaml: restored afterwards."""
+    """The clone the README walked, for a test that changes params.yaml: restored
+    afterwards."""
     yield walked.workshop
     walked.workshop.git("checkout", "--", "dvc_pipeline/params.yaml")
+
+
+# %%
+# The README's commands print what it shows
+# -----------------------------------------
+
+
+def test_the_readmes_commands_print_what_it_shows(walked):
+    drifted = "\n\n".join(walked.drifted)
+    assert not drifted, f"{README}: output blocks that differ:\n\n{drifted}"
+    assert not [command for command, output in walked.printed.items() if "Traceback" in output]
 
 
 # %%
@@ -173,7 +184,7 @@ def test_dvc_repro_logs_one_run_with_the_params_and_the_metrics_of_the_pipeline(
     # What evaluate.py prints, after its own line: the run, the model, where to see it.
     run_id, experiment_id = run.info.run_id, run.info.experiment_id
     scores = "evaluate: " + ", ".join(f"{k} {v:.3f}" for k, v in first.metrics.items())
-    printed = first.printed.splitlines()
+    printed = walked.printed[REPRO].splitlines()
     start = printed.index(scores)
     assert printed[start : start + 4] == [
         scores,
@@ -182,7 +193,6 @@ def test_dvc_repro_logs_one_run_with_the_params_and_the_metrics_of_the_pipeline(
         f"See it:    http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
         "?workflowType=machine_learning",
     ]
-    assert "Traceback" not in walked.printed + walked.errors
 
 
 def test_the_registered_model_loads_and_scores_as_the_pipeline_did(walked):
@@ -208,15 +218,15 @@ def test_the_registered_model_loads_and_scores_as_the_pipeline_did(walked):
 
 
 # %%
-# dvc exp run: one run per experiment, in the workspace and in a temporary copy
-# -----------------------------------------------------------------------------
+# dvc exp run: one run per experiment, in the workspace, a temporary copy, the queue
+# ----------------------------------------------------------------------------------
 
 
 def test_each_experiment_is_one_run_named_after_it_in_the_workshops_store(walked):
     workshop = walked.workshop
     _, *new = workshop.runs()
-    assert [run.info.run_name for run in new] == ["alpha-0.1", "alpha-0.02"]
-    for run, alpha in zip(new, ["0.1", "0.02"], strict=True):
+    assert [run.info.run_name for run in new] == ["alpha-0.1", "alpha-0.02", "alpha-0.05"]
+    for run, alpha in zip(new, ["0.1", "0.02", "0.05"], strict=True):
         assert run.info.status == "FINISHED"
         assert run.data.params["alpha"] == alpha
         assert run.data.tags["dvc_exp_name"] == run.info.run_name
@@ -228,10 +238,11 @@ def test_each_experiment_is_one_run_named_after_it_in_the_workshops_store(walked
         held_out = workshop.root / "mlruns" / EXPERIMENT / run.info.run_id / "artifacts"
         assert (held_out / "held_out_rows.json").is_file()
     versions = mlflow.MlflowClient(workshop.uri).search_model_versions(f"name = '{MODEL}'")
-    assert sorted(int(version.version) for version in versions) == [1, 2, 3]
-    # DVC's temporary copy is gone, and took no store with it.
+    assert sorted(int(version.version) for version in versions) == [1, 2, 3, 4]
+    # DVC's temporary copies are gone, and took no store with them.
     assert list((workshop.pipeline / ".dvc" / "tmp" / "exps").glob("tmp*")) == []
-    assert "Ran experiment(s): alpha-0.02" in walked.printed
+    temp = "dvc --cd dvc_pipeline exp run --temp -n alpha-0.02 -S train.alpha=0.02"
+    assert "Ran experiment(s): alpha-0.02" in walked.printed[temp]
 
 
 def test_dvc_analytics_are_off_in_the_committed_config(walked):
@@ -253,7 +264,7 @@ def test_a_bad_param_stops_its_stage_with_one_sentence_and_logs_nothing(workshop
         "params.yaml: train.alpha must be a number above 0, got -1.",
         "ERROR: failed to reproduce 'train': failed to run: python train.py, exited with 1",
     ]
-    assert result.stderr in README  # the README shows it as it is
+    assert result.stderr in README_TEXT  # the README shows it as it is
     assert len(workshop.runs()) == before
 
 
@@ -283,7 +294,7 @@ def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
         "Stopped by Ctrl+C: a run under way is marked FAILED.",
         "ERROR: failed to reproduce 'train': failed to run: python train.py, exited with 130",
     ]
-    assert stderr in README
+    assert stderr in README_TEXT
     assert len(workshop.runs()) == before + 1
     *_, stopped = workshop.runs()
     assert stopped.info.status == "FAILED"

@@ -1,10 +1,11 @@
 """spark/score_on_spark.py on real Spark: the forest loaded back, a scikit-learn model as a UDF.
 
-One store holds what the lesson needs, made by the lessons that make it: a Spark
-sweep's champion (spark/train_spark_forest.py) and an iris sweep's champion
-(train_iris_sweep.py). One local Spark session, started by the lesson's own
-``spark_session``, serves the module. The tests skip where Java or pyspark is
-missing, and fail in CI.
+The module's store is the one spark/README.md's commands leave: the README
+executor runs them as printed in a fresh clone (a Spark sweep's champion, the
+comparison, an iris sweep's champion, then this lesson), and a test checks what
+they printed. The tests then run the lesson in-process on that store, in one
+local Spark session started by the lesson's own ``spark_session``. The tests skip
+where Java or pyspark is missing, and fail in CI.
 """
 
 import contextlib
@@ -17,12 +18,14 @@ import sys
 import mlflow
 import pytest
 from conftest import all_runs, copy_lesson, load_lesson, require, run_script, sqlite_uri
+from readme_executor import fresh_clone, readmes_run_by, run_readme, stop_processes_in
 
 LESSON = "spark/score_on_spark.py"
 SPARK_MODEL = "models:/spark_breast_cancer_classifier@champion"
 IRIS_MODEL = "models:/iris_classifier@champion"
 HAS_PYSPARK = importlib.util.find_spec("pyspark") is not None
 NO_SPARK = "Spark needs pyspark (pip install -r spark/requirements.txt) and Java 17 or newer"
+[README] = readmes_run_by("test_score_on_spark")
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +49,22 @@ def using(uri, folder):
 
 
 @pytest.fixture(scope="module")
-def store(spark, tmp_path_factory, empty_store_template):
-    folder = tmp_path_factory.mktemp("score_on_spark")
-    shutil.copyfile(empty_store_template, folder / "mlflow.db")
-    uri = sqlite_uri(folder / "mlflow.db")
-    with using(uri, folder), contextlib.redirect_stdout(io.StringIO()):
-        load_lesson("spark/train_spark_forest.py").main(["--grid", "10:4"])
-        load_lesson("train_iris_sweep.py").main(["--grid", "2:2"])
-    return {"uri": uri, "folder": folder}
+def store(spark, tmp_path_factory):
+    """A fresh clone in which spark/README.md's commands ran, and what they printed
+    that the README shows otherwise."""
+    folder = tmp_path_factory.mktemp("spark_readme")
+    root = fresh_clone(folder / "mlflow-workshop")
+    (folder / "logs").mkdir()
+    try:
+        drifted = run_readme(README, root, folder / "logs")
+        yield {"uri": sqlite_uri(root / "mlflow.db"), "folder": root, "drifted": drifted}
+    finally:
+        stop_processes_in(folder)
+
+
+def test_the_readmes_commands_print_what_it_shows(store):
+    drifted = "\n\n".join(store["drifted"])
+    assert not drifted, f"{README}: output blocks that differ:\n\n{drifted}"
 
 
 @pytest.fixture(scope="module")
