@@ -167,9 +167,9 @@ def start_script(*args, cwd, env=None):
     )
 
 
-def wait_for_row_count(db, table, count, process, timeout=120):
-    """Poll the SQLite store ``db`` until ``table`` has ``count`` rows: the state to
-    signal in. Fails if ``process`` ends first."""
+def wait_for_row_count(db, table, count, process, timeout=120, where="1"):
+    """Poll the SQLite store ``db`` until ``table`` has ``count`` rows (that match the
+    SQL condition ``where``): the state to signal in. Fails if ``process`` ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
@@ -179,16 +179,17 @@ def wait_for_row_count(db, table, count, process, timeout=120):
             contextlib.suppress(sqlite3.OperationalError),
             contextlib.closing(sqlite3.connect(database, uri=True)) as store,
         ):
-            if store.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= count:
+            query = f"SELECT count(*) FROM {table} WHERE {where}"
+            if store.execute(query).fetchone()[0] >= count:
                 return
         time.sleep(0.02)
     raise TimeoutError(f"{table} did not reach {count} rows within {timeout} s")
 
 
-def interrupt_when(db, table, count, process, signum=signal.SIGINT):
-    """Send ``signum`` to ``process`` once ``table`` in ``db`` has ``count`` rows; return
-    its exit code and stderr."""
-    wait_for_row_count(db, table, count, process)
+def interrupt_when(db, table, count, process, signum=signal.SIGINT, where="1"):
+    """Send ``signum`` to ``process`` once ``table`` in ``db`` has ``count`` rows (that
+    match ``where``); return its exit code and stderr."""
+    wait_for_row_count(db, table, count, process, where=where)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     return process.returncode, stderr
