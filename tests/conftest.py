@@ -30,20 +30,15 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-# The test files that run a README's commands (tests/readme_executor.py, RUN_BY).
-README_RUNNERS = (
-    "test_readme.py",
-    "test_readme_solutions.py",
-    "test_dvc_pipeline.py",
-    "test_score_on_spark.py",
-)
-
-
 def pytest_collection_modifyitems(items):
-    """The README walk-throughs first: each takes one to two minutes, and pytest-xdist
-    hands out test files in the order they are collected (pytest.ini), so the shorter
-    files fill in around them instead of one of them finishing alone at the end."""
-    items.sort(key=lambda item: item.path.name not in README_RUNNERS)
+    """The files that run a README first (RUN_BY): each takes one to two minutes, and
+    pytest-xdist hands out test files in the order they are collected (pytest.ini), so
+    the shorter files fill in around them instead of one of them finishing alone at the
+    end. (Imported here, not at the top: readme_executor imports this module.)"""
+    from readme_executor import RUN_BY
+
+    runners = {f"{test_module}.py" for test_module in RUN_BY.values()}
+    items.sort(key=lambda item: item.path.name not in runners)
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

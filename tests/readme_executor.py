@@ -32,8 +32,8 @@ DVC, PostgreSQL) is skipped there with the reason, and fails in CI.
 The READMEs take minutes each. Several test files run them (``RUN_BY``), so that
 pytest-xdist, which gives a test file to one worker whole, shares them out.
 tests/test_dvc_pipeline.py and tests/test_score_on_spark.py run their folder's README
-in a module fixture and look at what its commands left, instead of making the same
-runs again.
+(``walk``) in a module fixture and look at what its commands left, instead of making
+the same runs again.
 """
 
 import contextlib
@@ -338,13 +338,27 @@ def run_as_printed(readme):
     folder = Path(tempfile.mkdtemp(prefix="readme-"))
     folder.chmod(0o755)
     try:
-        root = fresh_clone(folder / "mlflow-workshop")
-        (folder / "logs").mkdir()
-        drifted = run_readme(readme, root, folder / "logs")
+        drifted = walk(readme, fresh_clone(folder / "mlflow-workshop"))
     finally:
-        stop_processes_in(folder)
         shutil.rmtree(folder, ignore_errors=True)
-    assert not drifted, f"{readme}: output blocks that differ:\n\n" + "\n\n".join(drifted)
+    assert_prints_what_it_shows(readme, drifted)
+
+
+def walk(readme, root, watch=None):
+    """Every command of ``readme`` in the fresh clone at ``root`` (run_readme), with its
+    logs beside the clone; the output blocks that differ. Whatever the README started
+    there and did not stop is stopped afterwards."""
+    logs = root.parent / "logs"
+    logs.mkdir()
+    try:
+        return run_readme(readme, root, logs, watch)
+    finally:
+        stop_processes_in(root.parent)
+
+
+def assert_prints_what_it_shows(readme, drifted):
+    shown = "\n\n".join(drifted)
+    assert not drifted, f"{readme}: output blocks that differ:\n\n{shown}"
 
 
 def stop_processes_in(folder):

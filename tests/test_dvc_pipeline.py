@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT, participant_env, require, sqlite_uri, wait_for_row_count
-from readme_executor import fresh_clone, readmes_run_by, run_readme, stop_processes_in
+from readme_executor import assert_prints_what_it_shows, fresh_clone, readmes_run_by, walk
 
 BIN = Path(sys.executable).parent
 DVC = shutil.which("dvc", path=str(BIN)) or shutil.which("dvc")
@@ -103,9 +103,7 @@ def walked(tmp_path_factory):
     the experiments changed the workspace."""
     require(DVC is not None, "dvc is not installed: pip install -r dvc_pipeline/requirements.txt")
     require(shutil.which("git") is not None, "git is not installed")
-    folder = tmp_path_factory.mktemp("dvc")
-    workshop = Workshop(fresh_clone(folder / "mlflow-workshop"))
-    (folder / "logs").mkdir()
+    workshop = Workshop(fresh_clone(tmp_path_factory.mktemp("dvc") / "mlflow-workshop"))
     printed = {}
     first = SimpleNamespace()
 
@@ -118,24 +116,21 @@ def walked(tmp_path_factory):
             first.card = workshop.read("model/model_card.json")
             first.head = workshop.git("rev-parse", "HEAD")
 
-    try:
-        drifted = run_readme(README, workshop.root, folder / "logs", watch=look)
-        shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
-        yield SimpleNamespace(
-            workshop=workshop,
-            first=first,
-            printed=printed,
-            drifted=drifted,
-            baseline=workshop.git("rev-parse", "HEAD"),
-            experiments={
-                rev["name"]: rev["data"]["metrics"]["metrics.json"]["data"]
-                for row in shown
-                for experiment in row.get("experiments") or []
-                for rev in experiment["revs"]
-            },
-        )
-    finally:
-        stop_processes_in(folder)
+    drifted = walk(README, workshop.root, watch=look)
+    shown = json.loads(workshop.dvc("exp", "show", "--json").stdout)
+    return SimpleNamespace(
+        workshop=workshop,
+        first=first,
+        printed=printed,
+        drifted=drifted,
+        baseline=workshop.git("rev-parse", "HEAD"),
+        experiments={
+            rev["name"]: rev["data"]["metrics"]["metrics.json"]["data"]
+            for row in shown
+            for experiment in row.get("experiments") or []
+            for rev in experiment["revs"]
+        },
+    )
 
 
 @pytest.fixture
@@ -152,8 +147,7 @@ def workshop(walked):
 
 
 def test_the_readmes_commands_print_what_it_shows(walked):
-    drifted = "\n\n".join(walked.drifted)
-    assert not drifted, f"{README}: output blocks that differ:\n\n{drifted}"
+    assert_prints_what_it_shows(README, walked.drifted)
     assert not [command for command, output in walked.printed.items() if "Traceback" in output]
 
 

@@ -18,7 +18,7 @@ import sys
 import mlflow
 import pytest
 from conftest import all_runs, copy_lesson, load_lesson, require, run_script, sqlite_uri
-from readme_executor import fresh_clone, readmes_run_by, run_readme, stop_processes_in
+from readme_executor import assert_prints_what_it_shows, fresh_clone, readmes_run_by, walk
 
 LESSON = "spark/score_on_spark.py"
 SPARK_MODEL = "models:/spark_breast_cancer_classifier@champion"
@@ -52,19 +52,13 @@ def using(uri, folder):
 def store(spark, tmp_path_factory):
     """A fresh clone in which spark/README.md's commands ran, and what they printed
     that the README shows otherwise."""
-    folder = tmp_path_factory.mktemp("spark_readme")
-    root = fresh_clone(folder / "mlflow-workshop")
-    (folder / "logs").mkdir()
-    try:
-        drifted = run_readme(README, root, folder / "logs")
-        yield {"uri": sqlite_uri(root / "mlflow.db"), "folder": root, "drifted": drifted}
-    finally:
-        stop_processes_in(folder)
+    root = fresh_clone(tmp_path_factory.mktemp("spark_readme") / "mlflow-workshop")
+    drifted = walk(README, root)
+    return {"uri": sqlite_uri(root / "mlflow.db"), "folder": root, "drifted": drifted}
 
 
 def test_the_readmes_commands_print_what_it_shows(store):
-    drifted = "\n\n".join(store["drifted"])
-    assert not drifted, f"{README}: output blocks that differ:\n\n{drifted}"
+    assert_prints_what_it_shows(README, store["drifted"])
 
 
 @pytest.fixture(scope="module")
