@@ -113,7 +113,8 @@ def load_data(seed):
 # epoch as its ``step``, which the UI draws as a curve. Each logging call is a
 # database transaction (or an HTTP request), so ``MlflowClient.log_batch``
 # sends every ``LOG_EVERY_EPOCHS`` epochs' points in one call: BENCHMARKS.md
-# times 10,000 points at 0.6 s this way, 28 s with a ``log_metric`` per value.
+# times 10,000 points at under a second this way, half a minute with a
+# ``log_metric`` per value.
 # Sent every few epochs, not only at the end, the curves grow in the UI live.
 import time
 import warnings
