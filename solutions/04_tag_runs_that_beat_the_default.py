@@ -36,6 +36,7 @@ def parse_args(argv):
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow import MlflowClient
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -49,7 +50,14 @@ def use_store():
     if TRACKING_URI == LOCAL_STORE and not (WORKSHOP / "mlflow.db").exists():
         raise SystemExit(NO_DEFAULT_RUN)
     mlflow.set_tracking_uri(TRACKING_URI)
-    return MlflowClient()
+    if TRACKING_URI != LOCAL_STORE:
+        return MlflowClient()
+    # A lesson started a moment ago may still be making this new store's tables,
+    # holding mlflow.db.lock (its "Where the runs go" cell). MlflowClient() opens
+    # the store and would make them too, at the same time, which breaks the
+    # store for good: after the lock, it finds them made.
+    with FileLock(WORKSHOP / "mlflow.db.lock"):
+        return MlflowClient()
 
 
 # %%

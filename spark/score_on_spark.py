@@ -56,11 +56,26 @@ import os
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 WORKSHOP = HERE.parent  # this lesson lives in spark/, one folder below the workshop's root
 LOCAL_STORE = "sqlite:///" + (WORKSHOP / "mlflow.db").as_posix()
 TRACKING_URI = os.environ.get("MLFLOW_TRACKING_URI", LOCAL_STORE)
+
+
+def use_store():
+    if TRACKING_URI == LOCAL_STORE and not (WORKSHOP / "mlflow.db").is_file():
+        raise SystemExit("There are no runs yet: run `python spark/train_spark_forest.py` first.")
+    mlflow.set_tracking_uri(TRACKING_URI)
+    if TRACKING_URI != LOCAL_STORE:
+        return mlflow.MlflowClient()
+    # A lesson started a moment ago may still be making this new store's tables,
+    # holding mlflow.db.lock (its "Where the runs go" cell). MlflowClient() opens
+    # the store and would make them too, at the same time, which breaks the
+    # store for good: after the lock, it finds them made.
+    with FileLock(WORKSHOP / "mlflow.db.lock"):
+        return mlflow.MlflowClient()
 
 
 # %%
@@ -225,10 +240,7 @@ def score_with_spark_udf(spark, uri, features, truth, rows):
 
 def main(argv=None):
     args = parse_args(argv)
-    if TRACKING_URI == LOCAL_STORE and not (WORKSHOP / "mlflow.db").is_file():
-        raise SystemExit("There are no runs yet: run `python spark/train_spark_forest.py` first.")
-    mlflow.set_tracking_uri(TRACKING_URI)
-    client = mlflow.MlflowClient()
+    client = use_store()
     forest_rows = model_and_rows(
         client, args.spark_model_uri, "spark", "python spark/train_spark_forest.py"
     )

@@ -1,17 +1,30 @@
 """Every lesson keeps the shape a participant relies on (CONTRIBUTING.md, "How a lesson reads"):
 a docstring with its command, ``# %%`` cells at module level, a main guard, no import of the
-repository, nothing changed by importing it, and cells that run in a real Jupyter kernel."""
+repository, nothing changed by importing it, cells that run in a real Jupyter kernel, and, for
+the scripts that only read, the store's lock taken before they open it."""
 
 import ast
+import contextlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import REPO_ROOT, all_runs, participant_env, require, sqlite_uri
+from conftest import (
+    REPO_ROOT,
+    all_runs,
+    copy_lesson,
+    load_lesson,
+    participant_env,
+    require,
+    sqlite_uri,
+)
+from filelock import FileLock
 from readme_executor import copy_tracked_files
 
 TOP_LEVEL = sorted(path.name for path in REPO_ROOT.glob("*.py") if "def main(" in path.read_text())
@@ -163,6 +176,56 @@ def test_importing_a_lesson_changes_nothing(lesson, import_changes):
     changes, folders = import_changes
     assert changes[lesson] == [], f"importing {lesson} changed: {changes[lesson]}"
     assert list(folders[lesson].iterdir()) == []
+
+
+# The scripts that only read the store: each opens it with use_store(), which waits for the
+# lock a lesson holds while it makes a new store's tables.
+READERS = [
+    "check_exercises.py",
+    "compare_runs.py",
+    "load_model.py",
+    "solutions/03_tag_best_run.py",
+    "solutions/04_tag_runs_that_beat_the_default.py",
+    "solutions/05_register_champion.py",
+    "spark/score_on_spark.py",
+]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_reader_waits_while_a_lesson_makes_a_new_store(reader, tmp_path, monkeypatch):
+    """Started a moment after the first lesson on a new store, a reader finds the store's file
+    there and its tables still being made, under mlflow.db.lock. Had it opened the store then,
+    MLflow would have made the tables a second time at once and broken the store for good: it
+    waits for the lock, then finds what the lesson made."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workshop = tmp_path / "workshop"
+    script = copy_lesson(reader, workshop / Path(reader).parent)
+    lesson = load_lesson(script)
+    store = workshop / "mlflow.db"
+
+    reached_the_lock = threading.Event()
+
+    class WatchedLock(FileLock):  # the real lock, and a sign that the reader asked for it
+        def acquire(self, *args, **kwargs):
+            reached_the_lock.set()
+            return super().acquire(*args, **kwargs)
+
+    monkeypatch.setattr(lesson, "FileLock", WatchedLock)
+    opened = {}
+    reader_thread = threading.Thread(target=lambda: opened.update(client=lesson.use_store()))
+    with FileLock(workshop / "mlflow.db.lock"):  # as the lesson making the store holds it
+        with contextlib.closing(sqlite3.connect(store)) as new_store:
+            new_store.execute("PRAGMA journal_mode=WAL")  # the file there, no tables yet
+        reader_thread.start()
+        while reader_thread.is_alive() and not reached_the_lock.wait(0.05):
+            pass
+        assert reached_the_lock.is_set(), "the reader opened the store without the lock"
+        assert reader_thread.is_alive()  # waiting
+        mlflow.MlflowClient(sqlite_uri(store)).create_experiment("made-by-the-lesson")
+    reader_thread.join(timeout=120)
+    assert opened["client"].get_experiment_by_name("made-by-the-lesson") is not None
+    with contextlib.closing(sqlite3.connect(store)) as made:
+        assert made.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def importlib_find(name):
