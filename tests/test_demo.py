@@ -171,6 +171,18 @@ def test_copied_alone_it_runs_with_its_store_beside_it(tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_tracking_uri_from_an_mlflow_2_tutorial_is_one_sentence(tmp_path):
+    """MLFLOW_TRACKING_URI=./mlruns, the folder store of MLflow 2 tutorials: MLflow 3 refuses
+    it, and the lesson says so in one sentence, exit 1, with nothing written (README, "When
+    things go wrong")."""
+    lesson = copy_lesson("demo.py", tmp_path)
+    result = run_script(str(lesson), cwd=tmp_path, env={"MLFLOW_TRACKING_URI": "./mlruns"})
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("MLflow: The filesystem tracking backend (e.g., './mlruns')"), line
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.py"]
+
+
 def no_tracking_uri():
     """The environment of a participant who set no MLFLOW_TRACKING_URI."""
     return {"MLFLOW_TRACKING_URI": ""}
