@@ -30,15 +30,33 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def pytest_collection_modifyitems(items):
-    """The files that run a README first (RUN_BY): each takes one to two minutes, and
-    pytest-xdist hands out test files in the order they are collected (pytest.ini), so
-    the shorter files fill in around them instead of one of them finishing alone at the
-    end. (Imported here, not at the top: readme_executor imports this module.)"""
-    from readme_executor import RUN_BY
+# The test files that take longest, longest first, as measured on two cores (about
+# 170 s down to 40 s each): the four that run a README, then those that start Spark, a
+# Jupyter kernel, eight lessons at once, PostgreSQL or Chromium.
+LONGEST_FIRST = (
+    "test_readme.py",
+    "test_dvc_pipeline.py",
+    "test_readme_solutions.py",
+    "test_score_on_spark.py",
+    "test_lesson_shape.py",
+    "test_train_spark_forest.py",
+    "test_train_wine_elasticnet.py",
+    "test_team_server.py",
+    "test_demo.py",
+    "test_ui.py",
+)
 
-    runners = {f"{test_module}.py" for test_module in RUN_BY.values()}
-    items.sort(key=lambda item: item.path.name not in runners)
+
+def pytest_collection_modifyitems(items):
+    """pytest-xdist hands out whole test files in the order they are collected
+    (pytest.ini): the longest go first, so that the short ones fill in around them
+    instead of a long one finishing alone at the end."""
+
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
