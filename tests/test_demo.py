@@ -1,7 +1,10 @@
 """demo.py: what one run records, checked in the tracking store, and how it stops."""
 
 import json
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -11,6 +14,8 @@ from conftest import (
     copy_lesson,
     interrupt_when,
     load_lesson,
+    participant_env,
+    require,
     run_script,
     sqlite_uri,
     start_script,
@@ -181,6 +186,58 @@ def test_a_tracking_uri_from_an_mlflow_2_tutorial_is_one_sentence(tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("MLflow: The filesystem tracking backend (e.g., './mlruns')"), line
     assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.py"]
+
+
+def nameless_uid():
+    """A user id with no user name on this machine, as in a container started with
+    ``--user 1000``."""
+    import pwd
+
+    uid = 12345
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
+
+
+def run_as_nameless_user(*args, cwd, env):
+    """``python *args`` in a user namespace (``unshare``), as a user id that has no name,
+    with none of the variables that name the user either, unless ``env`` sets one."""
+    names = ("LOGNAME", "USER", "LNAME", "USERNAME")  # what getpass.getuser() reads first
+    environment = {k: v for k, v in participant_env().items() if k not in names}
+    unshare = ["unshare", "--user", f"--map-user={nameless_uid()}"]
+    require(
+        shutil.which("unshare") and subprocess.run([*unshare, "true"]).returncode == 0,
+        "running as a user id with no name needs Linux's unshare and user namespaces",
+    )
+    return subprocess.run(
+        [*unshare, sys.executable, *args],
+        cwd=cwd,
+        env={**environment, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_user_id_with_no_name_is_fixed_by_setting_user(tmp_path):
+    """A user id with no user name (a container started with ``--user``): demo.py's
+    ``--owner`` default fails as README, "When things go wrong", shows; with USER set, MLflow
+    and the lesson both record it."""
+    lesson = copy_lesson("demo.py", tmp_path)
+    result = run_as_nameless_user(str(lesson), cwd=tmp_path, env=no_tracking_uri())
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("KeyError: 'getpwuid(): uid not found: ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.py"]
+
+    env = {**no_tracking_uri(), "USER": "ana"}
+    result = run_as_nameless_user(str(lesson), "--n-estimators", "10", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr, result.stderr
+    [run] = all_runs(mlflow.MlflowClient(sqlite_uri(tmp_path / "mlflow.db")))
+    assert run.data.tags["mlflow.user"] == run.data.tags["owner"] == "ana"
 
 
 def no_tracking_uri():
