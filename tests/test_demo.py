@@ -209,7 +209,8 @@ def run_as_nameless_user(*args, cwd, env):
     environment = {k: v for k, v in participant_env().items() if k not in names}
     unshare = ["unshare", "--user", f"--map-user={nameless_uid()}"]
     require(
-        shutil.which("unshare") and subprocess.run([*unshare, "true"]).returncode == 0,
+        shutil.which("unshare")
+        and subprocess.run([*unshare, "true"], capture_output=True).returncode == 0,
         "running as a user id with no name needs Linux's unshare and user namespaces",
     )
     return subprocess.run(
