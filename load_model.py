@@ -78,8 +78,10 @@ def use_store():
 # ------------
 # Since MLflow 3 a logged model is an entity of its own, with an id, searched
 # like runs. Only a READY one is whole: a model whose upload was interrupted
-# stays PENDING. ``get_model_info`` reads a model's ``MLmodel`` file without
-# loading it: its id, its run, its flavors and its signature.
+# stays PENDING. A run deleted in the UI is left out of searches (until
+# ``mlflow gc`` removes it for good), and so is its model here.
+# ``get_model_info`` reads a model's ``MLmodel`` file without loading it: its
+# id, its run, its flavors and its signature.
 from mlflow.entities import LoggedModelStatus
 
 
@@ -87,9 +89,14 @@ def newest_demo_model_uri(client):
     experiment = client.get_experiment_by_name(DEMO_EXPERIMENT)
     if experiment is None:
         raise SystemExit(NO_MODEL_YET)
+    not_deleted = {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
     newest_first = [{"field_name": "creation_timestamp", "ascending": False}]
     models = client.search_logged_models([experiment.experiment_id], order_by=newest_first)
-    ready = [model for model in models if model.status == LoggedModelStatus.READY]
+    ready = [
+        model
+        for model in models
+        if model.status == LoggedModelStatus.READY and model.source_run_id in not_deleted
+    ]
     if not ready:
         raise SystemExit(NO_MODEL_YET)
     return ready[0].model_uri
@@ -103,7 +110,13 @@ def model_info_and_run(client, uri):
             raise  # not a missing model: the main guard says what MLflow said
         reason = error.message.rstrip(".")
         raise SystemExit(f"Cannot find {uri}: {reason} ({what_exists(client, uri)}).") from None
-    return info, client.get_run(info.run_id)
+    run = client.get_run(info.run_id)
+    if run.info.lifecycle_stage == "deleted":
+        raise SystemExit(
+            f"The run {run.info.run_id} that logged {uri} was deleted: "
+            f"`mlflow runs restore --run-id {run.info.run_id}` brings it back."
+        )
+    return info, run
 
 
 # %%

@@ -83,20 +83,26 @@ def use_store():
 # ------------------------
 # ``get_model_info`` reads a model's MLmodel file without loading it: its run
 # and flavors. Each training run logged the rows it held out, with the truth,
-# as ``held_out_rows.json``, which the client's ``load_table`` reads back.
-# Both models are checked before Spark starts.
+# as ``held_out_rows.json``, which the client's ``load_table`` reads back (it
+# searches only runs that are not deleted). Both models are checked before
+# Spark starts.
 from mlflow.exceptions import MlflowException
 
 
 def model_and_rows(client, uri, flavor, script):
     try:
         info = mlflow.models.get_model_info(uri)
-        experiment_id = client.get_run(info.run_id).info.experiment_id
+        run = client.get_run(info.run_id)
     except MlflowException as error:
         raise SystemExit(f"Cannot find {uri} ({error.message}): run `{script}` first.") from None
     if flavor not in info.flavors:
         raise SystemExit(f"{uri} is not a {flavor} model; it has {', '.join(info.flavors)}.")
-    held_out = client.load_table(experiment_id, "held_out_rows.json", [info.run_id])
+    if run.info.lifecycle_stage == "deleted":
+        raise SystemExit(
+            f"The run {run.info.run_id} that logged {uri} was deleted: "
+            f"`mlflow runs restore --run-id {run.info.run_id}` brings it back."
+        )
+    held_out = client.load_table(run.info.experiment_id, "held_out_rows.json", [run.info.run_id])
     features = info.signature.inputs.input_names()
     [truth] = [name for name in held_out.columns if name not in features]
     return held_out[features], held_out[truth]

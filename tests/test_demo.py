@@ -20,7 +20,8 @@ from conftest import (
     sqlite_uri,
     start_script,
 )
-from mlflow.entities import LoggedModelStatus
+from mlflow.entities import LoggedModelStatus, ViewType
+from mlflow.exceptions import MlflowException
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,24 @@ def test_same_seed_gives_same_metrics_and_prints_where_to_look(tracking_store, c
         f"See it:    http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/"
         f"{second['run_id']}?workflowType=machine_learning\n"
     ) in out
+
+
+def test_an_experiment_deleted_in_the_ui_is_mlflows_sentence_until_restored(tracking_store):
+    """README, "When things go wrong": MLflow logs nothing to a deleted experiment, and says
+    so; restored (``mlflow experiments restore``), it takes runs again."""
+    client = mlflow.MlflowClient(tracking_store)
+    experiment_id = client.create_experiment("demo-mlflow-artifacts")
+    client.delete_experiment(experiment_id)
+    demo = load_lesson("demo.py")
+    with pytest.raises(MlflowException) as error:
+        demo.main(["--n-estimators", "3"])
+    assert error.value.message.startswith(
+        "Cannot set a deleted experiment 'demo-mlflow-artifacts' as the active experiment."
+    )
+    assert client.search_runs([experiment_id], run_view_type=ViewType.ALL) == []
+    client.restore_experiment(experiment_id)
+    result = demo.main(["--n-estimators", "3"])
+    assert client.get_run(result["run_id"]).info.experiment_id == experiment_id
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,27 @@ def test_a_model_without_held_out_rows_is_one_sentence(store, load):
     )
 
 
+def test_a_run_deleted_in_the_ui_is_left_out_and_its_model_is_one_sentence(store, load, capsys):
+    """Delete the newest demo run (what the UI's Delete does): the default is then the older
+    model, and the deleted run's own model is one sentence naming the command that restores
+    it. MLflow's load_table searches only runs that are not deleted."""
+    client = mlflow.MlflowClient(store["uri"])
+    newest = store["newest"]
+    client.delete_run(newest["run_id"])
+    try:
+        result = load.main([])
+        with pytest.raises(SystemExit) as stopped:
+            load.main(["--model-uri", newest["model_uri"]])
+    finally:
+        client.restore_run(newest["run_id"])
+    assert result["info"].model_uri == store["older"]["model_uri"]
+    assert stopped.value.code == (
+        f"The run {newest['run_id']} that logged {newest['model_uri']} was deleted: "
+        f"`mlflow runs restore --run-id {newest['run_id']}` brings it back."
+    )
+    assert "WARNING" not in capsys.readouterr().err
+
+
 COMPARE_RUNS = "(python compare_runs.py lists the runs and their models)."
 
 

@@ -127,6 +127,22 @@ def test_a_model_of_another_flavor_is_refused(store):
     )
 
 
+def test_a_champion_whose_run_was_deleted_is_one_sentence_before_spark(store):
+    """A run deleted in the UI: MLflow's load_table would not find its rows."""
+    client = mlflow.MlflowClient(store["uri"])
+    champion = client.get_model_version_by_alias("iris_classifier", "champion")
+    client.delete_run(champion.run_id)
+    try:
+        with using(store["uri"], store["folder"]), pytest.raises(SystemExit) as exit_info:
+            load_lesson(LESSON).main([])
+    finally:
+        client.restore_run(champion.run_id)
+    assert exit_info.value.code == (
+        f"The run {champion.run_id} that logged {IRIS_MODEL} was deleted: "
+        f"`mlflow runs restore --run-id {champion.run_id}` brings it back."
+    )
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
