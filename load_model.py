@@ -79,7 +79,8 @@ def use_store():
 # Since MLflow 3 a logged model is an entity of its own, with an id, searched
 # like runs. Only a READY one is whole: a model whose upload was interrupted
 # stays PENDING. A run deleted in the UI is left out of searches (until
-# ``mlflow gc`` removes it for good), and so is its model here.
+# ``mlflow gc`` removes it for good), and so is its model here; an experiment
+# deleted there is one sentence.
 # ``get_model_info`` reads a model's ``MLmodel`` file without loading it: its
 # id, its run, its flavors and its signature.
 from mlflow.entities import LoggedModelStatus
@@ -89,6 +90,11 @@ def newest_demo_model_uri(client):
     experiment = client.get_experiment_by_name(DEMO_EXPERIMENT)
     if experiment is None:
         raise SystemExit(NO_MODEL_YET)
+    if experiment.lifecycle_stage == "deleted":
+        raise SystemExit(
+            f"The experiment '{DEMO_EXPERIMENT}' was deleted: `mlflow experiments restore "
+            f"--experiment-id {experiment.experiment_id}` brings it back."
+        )
     not_deleted = {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
     newest_first = [{"field_name": "creation_timestamp", "ascending": False}]
     models = client.search_logged_models([experiment.experiment_id], order_by=newest_first)

@@ -259,6 +259,21 @@ def test_a_run_deleted_in_the_ui_is_left_out_and_its_model_is_one_sentence(store
     assert "WARNING" not in capsys.readouterr().err
 
 
+def test_an_experiment_deleted_in_the_ui_is_one_sentence(store, load):
+    client = mlflow.MlflowClient(store["uri"])
+    experiment_id = client.get_run(store["newest"]["run_id"]).info.experiment_id
+    client.delete_experiment(experiment_id)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            load.main([])
+    finally:
+        client.restore_experiment(experiment_id)
+    assert stopped.value.code == (
+        "The experiment 'demo-mlflow-artifacts' was deleted: "
+        f"`mlflow experiments restore --experiment-id {experiment_id}` brings it back."
+    )
+
+
 COMPARE_RUNS = "(python compare_runs.py lists the runs and their models)."
 
 
