@@ -262,14 +262,9 @@ def test_a_bad_param_stops_its_stage_with_one_sentence_and_logs_nothing(workshop
     assert len(workshop.runs()) == before
 
 
-def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
-    """Ctrl+C in a terminal reaches DVC and the stage (a process group); the stage says one
-    line and exits 130, then DVC says that the stage failed. Sent once the model is being
-    saved (its logged_models row exists), when no SQLite statement is under way: an interrupt
-    inside one keeps that statement's lock while MLflow ends the run, which then waits 20 s
-    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0). The stage runs under bash
-    (Workshop's SHELL)."""
-    before = len(workshop.runs())
+def interrupt_the_train_stage(workshop):
+    """``dvc repro`` of the train stage, sent Ctrl+C (SIGINT to its process group, as a
+    terminal sends it) once the stage's model is being saved; its exit code and stderr."""
     models_before = workshop.rows("logged_models")
     process = subprocess.Popen(
         [DVC, "--cd", "dvc_pipeline", "repro", "--force", "--single-item", "train"],
@@ -283,7 +278,29 @@ def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
     wait_for_row_count(workshop.root / "mlflow.db", "logged_models", models_before + 1, process)
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 255
+    return process.returncode, stderr
+
+
+def test_ctrl_c_in_a_stage_is_one_line_and_the_run_is_marked_failed(workshop):
+    """Ctrl+C in a terminal reaches DVC and the stage (a process group); the stage says one
+    line and exits 130, then DVC says that the stage failed. Sent once the model is being
+    saved (its logged_models row exists), when no SQLite statement is under way: an interrupt
+    inside one keeps that statement's lock while MLflow ends the run, which then waits 20 s
+    and stays RUNNING (MLflow 3.17.2 with SQLAlchemy 2.0). The stage runs under bash
+    (Workshop's SHELL).
+
+    Python may raise the interrupt inside a clean-up callback instead, while garbage
+    collection removes the classes of one of MLflow's migration scripts, which it loads
+    each time it opens a store (SQLAlchemy's ``_MultipleClassMarker._remove_item``). It
+    prints "Exception ignored in: ..." and carries on: the stage finishes and DVC exits 0
+    (README, "When things go wrong"; 5 times in 15 here with the signal sent up to 1.5 s
+    later, and once in CI). Then the test presses Ctrl+C again, on a new run."""
+    for _ in range(3):
+        before = len(workshop.runs())
+        returncode, stderr = interrupt_the_train_stage(workshop)
+        if not (returncode == 0 and "Exception ignored in" in stderr):
+            break
+    assert returncode == 255, stderr
     assert stderr.splitlines() == [
         "Stopped by Ctrl+C: a run under way is marked FAILED.",
         "ERROR: failed to reproduce 'train': failed to run: python train.py, exited with 130",
