@@ -85,21 +85,36 @@ def load_lesson(path):
     return module
 
 
-@pytest.fixture(autouse=True)
-def no_tracking_uri_left_behind():
-    """Each test starts with the tracking URI the one before it started with.
+def restore_tracking_uri(before):
+    """The tracking URI, and MLFLOW_TRACKING_URI, back to ``before``.
 
     ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI for
     subprocesses: left alone, a later test would use another test's store.
     """
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
     if mlflow.active_run():  # a test that failed mid-run must not leak it to the next
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(before)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     if before is not None:
         os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_tracking_uri_left_by_a_module():
+    """Each test module starts with the tracking URI the one before it started with: a
+    lesson run in a module's fixture sets it, and the tests below would otherwise hand it
+    on to the next module on the same worker."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    restore_tracking_uri(before)
+
+
+@pytest.fixture(autouse=True)
+def no_tracking_uri_left_behind():
+    """Each test starts with the tracking URI the one before it started with."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    restore_tracking_uri(before)
 
 
 def sqlite_uri(path):
