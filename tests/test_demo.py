@@ -223,7 +223,7 @@ def nameless_uid():
 
 def run_as_nameless_user(*args, cwd, env):
     """``python *args`` in a user namespace (``unshare``), as a user id that has no name,
-    with none of the variables that name the user either, unless ``env`` sets one."""
+    with none of the variables that name the user either, but those ``env`` sets."""
     names = ("LOGNAME", "USER", "LNAME", "USERNAME")  # what getpass.getuser() reads first
     environment = {k: v for k, v in participant_env().items() if k not in names}
     unshare = ["unshare", "--user", f"--map-user={nameless_uid()}"]
@@ -235,7 +235,7 @@ def run_as_nameless_user(*args, cwd, env):
     return subprocess.run(
         [*unshare, sys.executable, *args],
         cwd=cwd,
-        env={**environment, **(env or {})},
+        env={**environment, **env},
         capture_output=True,
         text=True,
         timeout=300,
